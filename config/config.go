@@ -1,0 +1,324 @@
+// Package config reads matterline's YAML configuration. With no file the embedded
+// defaults of DESIGN.md apply. Unknown keys and bad values stop start-up with an
+// error that names the key (`sip.trusted_sources[1]: bad CIDR "10.0.0/8"`).
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// ErrInvalid wraps every configuration error.
+var ErrInvalid = errors.New("config")
+
+// Config is the whole configuration file. Field tags are the YAML keys.
+type Config struct {
+	SIP      SIP      `yaml:"sip"`
+	Media    Media    `yaml:"media"`
+	HTTP     HTTP     `yaml:"http"`
+	Store    Store    `yaml:"store"`
+	Clio     Clio     `yaml:"clio"`
+	IVR      IVR      `yaml:"ivr"`
+	Transfer Transfer `yaml:"transfer"`
+	Firm     Firm     `yaml:"firm"`
+	Log      Log      `yaml:"log"`
+	// DrainTimeout is how long SIGTERM waits for calls to finish before BYE.
+	DrainTimeout Duration `yaml:"drain_timeout"`
+}
+
+// SIP is the signalling side.
+type SIP struct {
+	// Listen is a list of transport URLs: udp://HOST:PORT, tcp://HOST:PORT.
+	Listen []string `yaml:"listen"`
+	// ExternalIP is advertised in Contact and SDP (NAT); empty = local address.
+	ExternalIP string `yaml:"external_ip"`
+	// TrustedSources are the CIDRs allowed to send INVITE; others get 403.
+	TrustedSources []string `yaml:"trusted_sources"`
+	// OutboundProxy is where destinations that are numbers are sent, e.g. sip:127.0.0.1:5070.
+	OutboundProxy string `yaml:"outbound_proxy"`
+	// ServiceNumber is the caller ID shown when a rule says caller_id: service.
+	ServiceNumber string `yaml:"service_number"`
+	// MaxCalls caps concurrent calls; INVITEs above it get 503.
+	MaxCalls int `yaml:"max_calls"`
+	// SessionExpires is the RFC 4028 session interval offered and accepted.
+	SessionExpires Duration `yaml:"session_expires"`
+	// ReferURI is how numbers appear in Refer-To: "sip" (sip:NUMBER@proxy) or "tel".
+	ReferURI string `yaml:"refer_uri"`
+	// Mode is "b2bua" (answer and transfer) or "redirect" (302 to the destination).
+	Mode string `yaml:"mode"`
+}
+
+// Media is RTP and prompts.
+type Media struct {
+	// RTPPorts is the UDP range for RTP, "MIN-MAX"; only even ports are used.
+	RTPPorts string `yaml:"rtp_ports"`
+	// PromptsDir overrides built-in prompts by file name (NAME.wav); empty = built-in.
+	PromptsDir string `yaml:"prompts_dir"`
+	// RTPTimeout ends a call with BYE when no RTP arrives for this long (not on hold).
+	RTPTimeout Duration `yaml:"rtp_timeout"`
+}
+
+// HTTP is the control and admin API.
+type HTTP struct {
+	Listen string `yaml:"listen"`
+	// Token is the bearer token for /v1 routes; env MATTERLINE_HTTP_TOKEN.
+	Token string `yaml:"token"`
+}
+
+// Store is the SQLite database.
+type Store struct {
+	Path string `yaml:"path"`
+}
+
+// Clio is the Clio Manage connection and the caller lookup policy.
+type Clio struct {
+	Region       string `yaml:"region"`
+	BaseURL      string `yaml:"base_url"`
+	AccessToken  string `yaml:"access_token"`
+	ClientID     string `yaml:"client_id"`
+	ClientSecret string `yaml:"client_secret"`
+	// RedirectURL is the OAuth redirect URI registered with the Clio app; empty =
+	// http://<http.listen>/oauth/clio/callback.
+	RedirectURL string `yaml:"redirect_url"`
+	// AnswerWait is how long answering a call waits for the lookup.
+	AnswerWait Duration `yaml:"answer_wait"`
+	// RequestTimeout bounds each HTTP request to Clio.
+	RequestTimeout Duration `yaml:"request_timeout"`
+	// LookupTimeout bounds a whole lookup (all pages and the matters request).
+	LookupTimeout Duration `yaml:"lookup_timeout"`
+	// Match is "full" (the caller's full number must equal a stored one) or "last4".
+	Match string `yaml:"match"`
+	// MatterStatus lists the matter statuses that count: open, pending.
+	MatterStatus []string `yaml:"matter_status"`
+	// MatterPolicy picks among several matters: "recent" (newest updated_at) or "first".
+	MatterPolicy string `yaml:"matter_policy"`
+	// StaffPreference orders the matter's user fields to read the staff member from.
+	StaffPreference []string `yaml:"staff_preference"`
+	// DefaultCountry is the ISO country (US, CA, GB, AU, ...) for national numbers.
+	DefaultCountry string `yaml:"default_country"`
+	// CacheTTL and NegativeTTL are the lookup cache lifetimes for found / not found.
+	CacheTTL    Duration `yaml:"cache_ttl"`
+	NegativeTTL Duration `yaml:"negative_ttl"`
+	// MaxPages bounds contact paging per lookup.
+	MaxPages int `yaml:"max_pages"`
+	// BreakerFailures consecutive failures open the circuit for BreakerCooldown.
+	BreakerFailures int      `yaml:"breaker_failures"`
+	BreakerCooldown Duration `yaml:"breaker_cooldown"`
+	// RateLimitReserve: when X-RateLimit-Remaining is at or below it, a stale cached
+	// result is served instead of a request.
+	RateLimitReserve int `yaml:"rate_limit_reserve"`
+}
+
+// IVR is the caller menu.
+type IVR struct {
+	// Menu maps digits to intents: responsible, operator, rule:NAME.
+	Menu map[string]string `yaml:"menu"`
+	// Operator is the destination of the operator intent.
+	Operator string `yaml:"operator"`
+	// Timeout is the silence after the menu before it counts as a failed attempt.
+	Timeout Duration `yaml:"timeout"`
+	// Attempts is the number of failures before goodbye.
+	Attempts int `yaml:"attempts"`
+}
+
+// Transfer is how decisions are carried out.
+type Transfer struct {
+	// Fallback after a failed REFER: "bridge" (call out from matterline) or "none".
+	Fallback string `yaml:"fallback"`
+	// ReferTimeout bounds the wait for the REFER's final NOTIFY.
+	ReferTimeout Duration `yaml:"refer_timeout"`
+	// MessagesDir holds recorded messages.
+	MessagesDir string `yaml:"messages_dir"`
+	// MessageMax is the longest recording; MessageSilence ends one early.
+	MessageMax     Duration `yaml:"message_max"`
+	MessageSilence Duration `yaml:"message_silence"`
+}
+
+// Firm holds firm-wide routing settings.
+type Firm struct {
+	// TimeZone is the IANA zone for rules that name none (e.g. America/Chicago).
+	TimeZone string `yaml:"time_zone"`
+}
+
+// Log is the process log.
+type Log struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // text | json
+}
+
+// Default returns the embedded defaults of DESIGN.md.
+func Default() Config {
+	return Config{
+		SIP: SIP{
+			Listen:         []string{"udp://0.0.0.0:5060", "tcp://0.0.0.0:5060"},
+			TrustedSources: []string{"127.0.0.1/32", "::1/128"},
+			MaxCalls:       100,
+			SessionExpires: Duration(30 * time.Minute),
+			ReferURI:       "sip",
+			Mode:           "b2bua",
+		},
+		Media: Media{RTPPorts: "10000-20000", RTPTimeout: Duration(30 * time.Second)},
+		HTTP:  HTTP{Listen: "127.0.0.1:8080"},
+		Store: Store{Path: "matterline.db"},
+		Clio: Clio{
+			Region:           "us",
+			AnswerWait:       Duration(500 * time.Millisecond),
+			RequestTimeout:   Duration(2 * time.Second),
+			LookupTimeout:    Duration(5 * time.Second),
+			Match:            "full",
+			MatterStatus:     []string{"open"},
+			MatterPolicy:     "recent",
+			StaffPreference:  []string{"responsible_staff", "responsible_attorney"},
+			DefaultCountry:   "US",
+			CacheTTL:         Duration(15 * time.Minute),
+			NegativeTTL:      Duration(2 * time.Minute),
+			MaxPages:         10,
+			BreakerFailures:  5,
+			BreakerCooldown:  Duration(30 * time.Second),
+			RateLimitReserve: 5,
+		},
+		IVR: IVR{
+			Menu:     map[string]string{"1": "responsible", "0": "operator"},
+			Timeout:  Duration(8 * time.Second),
+			Attempts: 3,
+		},
+		Transfer: Transfer{
+			Fallback:       "bridge",
+			ReferTimeout:   Duration(30 * time.Second),
+			MessagesDir:    "messages",
+			MessageMax:     Duration(2 * time.Minute),
+			MessageSilence: Duration(5 * time.Second),
+		},
+		Firm:         Firm{TimeZone: "America/New_York"},
+		Log:          Log{Level: "info", Format: "text"},
+		DrainTimeout: Duration(30 * time.Second),
+	}
+}
+
+// Load reads path (empty = defaults only), applies environment overrides for
+// secrets, and validates. Keys absent from the file keep their defaults.
+func Load(path string) (*Config, error) {
+	c := Default()
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+		if err := Parse(data, &c); err != nil {
+			return nil, err
+		}
+	}
+	c.applyEnv(os.Getenv)
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Parse decodes YAML over c, rejecting unknown keys by their full path.
+func Parse(data []byte, c *Config) error {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if err := checkKeys(&root, c); err != nil {
+		return err
+	}
+	// Maps would merge with defaults; a menu in the file replaces the default menu.
+	if hasKey(&root, "ivr", "menu") {
+		c.IVR.Menu = nil
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return nil
+}
+
+func (c *Config) applyEnv(getenv func(string) string) {
+	set := func(dst *string, key string) {
+		if v := getenv(key); v != "" {
+			*dst = v
+		}
+	}
+	set(&c.Clio.AccessToken, "MATTERLINE_CLIO_ACCESS_TOKEN")
+	set(&c.Clio.ClientID, "MATTERLINE_CLIO_CLIENT_ID")
+	set(&c.Clio.ClientSecret, "MATTERLINE_CLIO_CLIENT_SECRET")
+	set(&c.HTTP.Token, "MATTERLINE_HTTP_TOKEN")
+}
+
+// Duration is a time.Duration written as "500ms", "30s", "2m" in YAML.
+type Duration time.Duration
+
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return fmt.Errorf("line %d: want a duration like 500ms or 30s", n.Line)
+	}
+	v, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil {
+		if secs, err2 := strconv.Atoi(strings.TrimSpace(s)); err2 == nil {
+			v = time.Duration(secs) * time.Second
+		} else {
+			return fmt.Errorf("line %d: bad duration %q (want e.g. 500ms, 30s, 2m)", n.Line, s)
+		}
+	}
+	if v < 0 {
+		return fmt.Errorf("line %d: negative duration %q", n.Line, s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// PortRange parses "MIN-MAX".
+func PortRange(s string) (lo, hi int, err error) {
+	a, b, ok := strings.Cut(strings.TrimSpace(s), "-")
+	if !ok {
+		return 0, 0, fmt.Errorf("bad port range %q (want MIN-MAX, e.g. 10000-20000)", s)
+	}
+	lo, err1 := strconv.Atoi(strings.TrimSpace(a))
+	hi, err2 := strconv.Atoi(strings.TrimSpace(b))
+	switch {
+	case err1 != nil || err2 != nil:
+		return 0, 0, fmt.Errorf("bad port range %q (want MIN-MAX, e.g. 10000-20000)", s)
+	case lo < 1024 || hi > 65535:
+		return 0, 0, fmt.Errorf("port range %q outside 1024-65535", s)
+	case hi-lo < 3:
+		return 0, 0, fmt.Errorf("port range %q too small (need at least 2 even ports)", s)
+	}
+	return lo, hi, nil
+}
+
+// Prefixes parses CIDRs (a bare address means a single host).
+func Prefixes(list []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(list))
+	for _, s := range list {
+		s = strings.TrimSpace(s)
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		if a, err := netip.ParseAddr(s); err == nil {
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		return nil, fmt.Errorf("bad CIDR %q", s)
+	}
+	return out, nil
+}

@@ -1,0 +1,22 @@
+// Package media is matterline's audio plane: one RTP session per call leg.
+//
+// It covers
+//   - SDP offer/answer for audio (RFC 4566 / RFC 8866 syntax, RFC 3264 offer/answer
+//     rules, including the RFC 2543 c=0.0.0.0 hold and the RFC 3264 §6.1 direction
+//     reversal),
+//   - RTP (RFC 3550) on even UDP ports from a range with a quarantine after release,
+//     symmetric RTP (the send address latches to the peer's first packet), inactivity
+//     timeouts, and prompt playback paced at 20 ms with continuous sequence numbers and
+//     timestamps,
+//   - G.711 μ-law and A-law (ITU-T G.711, RFC 3551 §4.5.14 PCMU/PCMA) with lookup tables
+//     and byte-to-byte PCMU↔PCMA transcoding,
+//   - DTMF as RFC 4733 telephone-events (each key press delivered once) and as SIP INFO
+//     application/dtmf-relay bodies,
+//   - prompts: 8 kHz mono 16-bit audio loaded from WAV files (embedded defaults from
+//     package configs, overridable from a directory), converted from other rates and
+//     stereo when needed.
+//
+// Nothing in this package keeps mutable package-level state: port ranges, loggers and
+// prompt sets are values owned by the caller. The G.711 tables are computed once at
+// start-up and only read afterwards.
+package media

@@ -1,0 +1,417 @@
+package media
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/pion/sdp/v3"
+)
+
+// SDP offer/answer for one audio stream: RFC 4566 (RFC 8866) syntax, RFC 3264 rules,
+// RFC 4733 telephone-event, RFC 3551 static payload types.
+
+var (
+	ErrBadSDP        = errors.New("media: malformed sdp")
+	ErrNoCommonCodec = errors.New("media: no common codec")
+	// ErrUnsupportedTransport: the audio stream is not plain RTP (e.g. RTP/SAVP,
+	// UDP/TLS/RTP/SAVPF). Negotiate wraps it together with ErrNoCommonCodec, so a
+	// caller that maps ErrNoCommonCodec to 488 covers it too.
+	ErrUnsupportedTransport = errors.New("media: unsupported rtp transport")
+)
+
+// maxSDPSize bounds what ParseSDP accepts; a real audio SDP is well under 2 KiB.
+const maxSDPSize = 64 << 10
+
+// telephoneEvent is the RFC 4733 §7 media subtype name.
+const telephoneEvent = "telephone-event"
+
+// Description is the audio part of a remote SDP (offer or answer).
+type Description struct {
+	// Addr is the RTP address: the media-level c= else the session-level c=, and the
+	// m=audio port. A c= of 0.0.0.0 (RFC 2543 hold) keeps the address invalid-zero
+	// and sets Direction to DirInactive when no direction attribute says otherwise.
+	Addr netip.AddrPort
+	// Codecs are the offered formats matterline knows (PCMU, PCMA), in the offer's
+	// order of preference, matched by payload type 0/8 or by rtpmap name/rate.
+	// PayloadType is the one the peer uses (normally 0/8).
+	Codecs []Codec
+	// DTMFPayloadType is the dynamic payload type of telephone-event/8000, matched by
+	// name and rate, whatever number the peer uses. Valid only when HasDTMF.
+	DTMFPayloadType uint8
+	HasDTMF         bool
+	// Direction is the stream's direction attribute (media level, else session
+	// level); DirSendRecv when absent (RFC 3264 §5.1), DirInactive for a c=0.0.0.0
+	// hold without one.
+	Direction      Direction
+	PtimeMS        int // a=ptime, 0 when absent
+	SessionVersion uint64
+
+	// SessionID is the o= sess-id.
+	SessionID uint64
+	// Proto is the m= transport, e.g. "RTP/AVP".
+	Proto string
+	// Formats are all payload types listed on the m= line, in order (for logs).
+	Formats []string
+}
+
+// ParseSDP reads the first m=audio section of an SDP body. Errors wrap ErrBadSDP.
+func ParseSDP(body []byte) (desc Description, err error) {
+	// pion/sdp is well fuzzed, but a parser fed from the network must not take the
+	// process down whatever happens inside it.
+	defer func() {
+		if r := recover(); r != nil {
+			desc, err = Description{}, fmt.Errorf("%w: parser failure: %v", ErrBadSDP, r)
+		}
+	}()
+	if len(body) > maxSDPSize {
+		return Description{}, fmt.Errorf("%w: body of %d bytes is too large", ErrBadSDP, len(body))
+	}
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return Description{}, fmt.Errorf("%w: empty body", ErrBadSDP)
+	}
+	var sd sdp.SessionDescription
+	if err := sd.UnmarshalString(string(body)); err != nil {
+		return Description{}, fmt.Errorf("%w: %w", ErrBadSDP, err)
+	}
+
+	var md *sdp.MediaDescription
+	for _, m := range sd.MediaDescriptions {
+		if m != nil && strings.EqualFold(m.MediaName.Media, "audio") {
+			md = m
+			break
+		}
+	}
+	if md == nil {
+		return Description{}, fmt.Errorf("%w: no m=audio line", ErrBadSDP)
+	}
+
+	desc = Description{
+		SessionVersion: sd.Origin.SessionVersion,
+		SessionID:      sd.Origin.SessionID,
+		Proto:          strings.Join(md.MediaName.Protos, "/"),
+		Formats:        md.MediaName.Formats,
+	}
+
+	port := md.MediaName.Port.Value
+	if port < 0 || port > 65535 {
+		return Description{}, fmt.Errorf("%w: m=audio port %d out of range", ErrBadSDP, port)
+	}
+	if port == 0 {
+		// RFC 3264 §5.1/§6: port zero rejects or disables the stream.
+		return Description{}, fmt.Errorf("%w: audio stream disabled (port 0)", ErrBadSDP)
+	}
+
+	conn := md.ConnectionInformation
+	if conn == nil {
+		conn = sd.ConnectionInformation
+	}
+	if conn == nil || conn.Address == nil {
+		return Description{}, fmt.Errorf("%w: no c= line for audio", ErrBadSDP)
+	}
+	addr, err := parseConnectionAddress(conn.Address.Address)
+	if err != nil {
+		return Description{}, err
+	}
+	held := addr.IsUnspecified() // RFC 2543 hold: c=IN IP4 0.0.0.0
+	if !held {
+		desc.Addr = netip.AddrPortFrom(addr, uint16(port))
+	}
+
+	rtpmaps := rtpmapsOf(md.Attributes)
+	for _, f := range md.MediaName.Formats {
+		pt, err := strconv.ParseUint(f, 10, 7)
+		if err != nil {
+			// RTP/AVP formats are payload types 0-127 (RFC 4566 §5.14).
+			return Description{}, fmt.Errorf("%w: bad payload type %q on m=audio", ErrBadSDP, f)
+		}
+		c, ok := formatOf(uint8(pt), rtpmaps)
+		switch {
+		case ok && c.Name == telephoneEvent:
+			if !desc.HasDTMF {
+				desc.HasDTMF, desc.DTMFPayloadType = true, c.PayloadType
+			}
+		case ok && !containsFormat(desc.Codecs, c):
+			desc.Codecs = append(desc.Codecs, c)
+		}
+	}
+
+	desc.Direction = directionOf(md.Attributes)
+	if desc.Direction == DirUnknown {
+		desc.Direction = directionOf(sd.Attributes)
+	}
+	if desc.Direction == DirUnknown {
+		if held {
+			desc.Direction = DirInactive
+		} else {
+			desc.Direction = DirSendRecv
+		}
+	}
+
+	desc.PtimeMS = ptimeOf(md.Attributes)
+	if desc.PtimeMS == 0 {
+		desc.PtimeMS = ptimeOf(sd.Attributes)
+	}
+	return desc, nil
+}
+
+// parseConnectionAddress reads the c= connection-address, dropping a multicast
+// "/ttl[/count]" suffix. Host names are not resolved.
+func parseConnectionAddress(s string) (netip.Addr, error) {
+	if i := strings.IndexByte(s, '/'); i >= 0 {
+		s = s[:i]
+	}
+	addr, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("%w: c= address %q: %w", ErrBadSDP, s, err)
+	}
+	return addr.Unmap().WithZone(""), nil
+}
+
+// rtpmap is one a=rtpmap:PT NAME/RATE[/CHANNELS].
+type rtpmap struct {
+	pt   uint8
+	name string
+	rate uint32
+}
+
+func rtpmapsOf(attrs []sdp.Attribute) []rtpmap {
+	var out []rtpmap
+	for _, a := range attrs {
+		if !strings.EqualFold(a.Key, "rtpmap") {
+			continue
+		}
+		ptStr, enc, ok := strings.Cut(strings.TrimSpace(a.Value), " ")
+		if !ok {
+			continue
+		}
+		pt, err := strconv.ParseUint(ptStr, 10, 7)
+		if err != nil {
+			continue
+		}
+		parts := strings.Split(strings.TrimSpace(enc), "/")
+		if len(parts) < 2 {
+			continue
+		}
+		rate, err := strconv.ParseUint(parts[1], 10, 32)
+		if err != nil {
+			continue
+		}
+		out = append(out, rtpmap{pt: uint8(pt), name: parts[0], rate: uint32(rate)})
+	}
+	return out
+}
+
+// formatOf identifies payload type pt: by its rtpmap name and rate when present
+// (RFC 4566 §6), else by the static assignment of RFC 3551 (0 = PCMU, 8 = PCMA).
+// telephone-event/8000 is returned as a Codec named "telephone-event".
+func formatOf(pt uint8, maps []rtpmap) (Codec, bool) {
+	for _, m := range maps {
+		if m.pt != pt {
+			continue
+		}
+		if strings.EqualFold(m.name, telephoneEvent) {
+			if m.rate != sampleRate {
+				return Codec{}, false
+			}
+			return Codec{Name: telephoneEvent, PayloadType: pt, ClockRate: m.rate}, true
+		}
+		c, ok := codecByName(m.name, m.rate)
+		c.PayloadType = pt
+		return c, ok
+	}
+	if pt >= 96 {
+		return Codec{}, false // dynamic without rtpmap: unknown
+	}
+	return codecByStaticPT(pt)
+}
+
+func containsFormat(list []Codec, c Codec) bool {
+	for _, x := range list {
+		if sameFormat(x, c) {
+			return true
+		}
+	}
+	return false
+}
+
+func directionOf(attrs []sdp.Attribute) Direction {
+	for _, a := range attrs {
+		if d, ok := parseDirection(a.Key); ok {
+			return d
+		}
+	}
+	return DirUnknown
+}
+
+func ptimeOf(attrs []sdp.Attribute) int {
+	for _, a := range attrs {
+		if !strings.EqualFold(a.Key, "ptime") {
+			continue
+		}
+		// Some endpoints send fractional values ("20.0"); keep the integer part.
+		v, _, _ := strings.Cut(strings.TrimSpace(a.Value), ".")
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 || n > 1000 {
+			return 0
+		}
+		return n
+	}
+	return 0
+}
+
+// Negotiated is the outcome of an offer/answer exchange for one leg.
+type Negotiated struct {
+	Codec           Codec
+	DTMFPayloadType uint8
+	HasDTMF         bool
+	Remote          netip.AddrPort
+	// Direction is the direction of OUR answer (already reversed from the offer).
+	Direction Direction
+}
+
+// Negotiate picks the first codec of the offer's order that is in allowed
+// (PCMU/PCMA), keeps telephone-event at the offer's payload type, and computes the
+// answer direction. ErrNoCommonCodec when nothing is common. An empty allowed means
+// PCMU and PCMA.
+//
+// The chosen Codec keeps the payload type the peer uses. Negotiate also reads a
+// remote answer to our offer: the reversed direction is then our own direction.
+func Negotiate(offer Description, allowed []Codec) (Negotiated, error) {
+	if offer.Proto != "" && !isPlainRTP(offer.Proto) {
+		return Negotiated{}, fmt.Errorf("%w: %w %q", ErrNoCommonCodec, ErrUnsupportedTransport, offer.Proto)
+	}
+	if len(allowed) == 0 {
+		allowed = []Codec{PCMU, PCMA}
+	}
+	for _, c := range offer.Codecs {
+		if containsFormat(allowed, c) {
+			return Negotiated{
+				Codec:           c,
+				DTMFPayloadType: offer.DTMFPayloadType,
+				HasDTMF:         offer.HasDTMF,
+				Remote:          offer.Addr,
+				Direction:       offer.Direction.Answer(),
+			}, nil
+		}
+	}
+	return Negotiated{}, fmt.Errorf("%w: offer formats %v, allowed %v", ErrNoCommonCodec, offer.Formats, allowed)
+}
+
+// isPlainRTP accepts RTP/AVP and RTP/AVPF (the feedback profile is compatible with a
+// peer that ignores RTCP feedback).
+func isPlainRTP(proto string) bool {
+	return strings.EqualFold(proto, "RTP/AVP") || strings.EqualFold(proto, "RTP/AVPF")
+}
+
+// LocalSDP returns the answer for this negotiation: our address and port, the chosen
+// codec, telephone-event when the offer had it, and our direction.
+func (n Negotiated) LocalSDP(addr netip.Addr, port int, sessionID, version uint64) LocalSDP {
+	return LocalSDP{
+		Addr:            addr,
+		Port:            port,
+		SessionID:       sessionID,
+		Version:         version,
+		Codecs:          []Codec{n.Codec},
+		DTMFPayloadType: n.DTMFPayloadType,
+		HasDTMF:         n.HasDTMF,
+		Direction:       n.Direction,
+	}
+}
+
+// LocalSDP is what we put in our SDP (answer or offer).
+type LocalSDP struct {
+	Addr      netip.Addr // advertised address (sip.external_ip or the local address)
+	Port      int        // our RTP port
+	SessionID uint64     // o= sess-id, fixed for the dialog
+	Version   uint64     // o= sess-version, +1 each time the SDP changes
+	Codecs    []Codec    // formats listed on m=, first is the one in use
+	// DTMFPayloadType is listed as telephone-event/8000 with fmtp 0-16 when HasDTMF.
+	DTMFPayloadType uint8
+	HasDTMF         bool
+	Direction       Direction
+	PtimeMS         int // 20 when zero
+}
+
+// BuildSDP renders an SDP body (RFC 4566/8866) with CRLF line ends. An invalid Addr
+// is written as 0.0.0.0, no Codecs as PCMU and PCMA, DirUnknown as sendrecv.
+func BuildSDP(l LocalSDP) []byte {
+	addr := l.Addr.Unmap().WithZone("")
+	if !addr.IsValid() {
+		addr = netip.IPv4Unspecified()
+	}
+	ipver := "IP4"
+	if addr.Is6() {
+		ipver = "IP6"
+	}
+	codecs := l.Codecs
+	if len(codecs) == 0 {
+		codecs = []Codec{PCMU, PCMA}
+	}
+	ptime := l.PtimeMS
+	if ptime <= 0 {
+		ptime = int(frameDuration.Milliseconds())
+	}
+	dir := l.Direction
+	if dir == DirUnknown {
+		dir = DirSendRecv
+	}
+	a := addr.String()
+
+	b := make([]byte, 0, 320)
+	b = append(b, "v=0\r\n"...)
+	b = append(b, "o=matterline "...)
+	b = strconv.AppendUint(b, l.SessionID, 10)
+	b = append(b, ' ')
+	b = strconv.AppendUint(b, l.Version, 10)
+	b = append(b, " IN "...)
+	b = append(b, ipver...)
+	b = append(b, ' ')
+	b = append(b, a...)
+	b = append(b, "\r\ns=matterline\r\nc=IN "...)
+	b = append(b, ipver...)
+	b = append(b, ' ')
+	b = append(b, a...)
+	b = append(b, "\r\nt=0 0\r\nm=audio "...)
+	b = strconv.AppendInt(b, int64(max(0, min(l.Port, 65535))), 10)
+	b = append(b, " RTP/AVP"...)
+	for _, c := range codecs {
+		b = append(b, ' ')
+		b = strconv.AppendUint(b, uint64(c.PayloadType), 10)
+	}
+	if l.HasDTMF {
+		b = append(b, ' ')
+		b = strconv.AppendUint(b, uint64(l.DTMFPayloadType), 10)
+	}
+	b = append(b, "\r\n"...)
+	for _, c := range codecs {
+		rate := c.ClockRate
+		if rate == 0 {
+			rate = sampleRate
+		}
+		b = append(b, "a=rtpmap:"...)
+		b = strconv.AppendUint(b, uint64(c.PayloadType), 10)
+		b = append(b, ' ')
+		b = append(b, c.Name...)
+		b = append(b, '/')
+		b = strconv.AppendUint(b, uint64(rate), 10)
+		b = append(b, "\r\n"...)
+	}
+	if l.HasDTMF {
+		b = append(b, "a=rtpmap:"...)
+		b = strconv.AppendUint(b, uint64(l.DTMFPayloadType), 10)
+		b = append(b, " telephone-event/8000\r\na=fmtp:"...)
+		b = strconv.AppendUint(b, uint64(l.DTMFPayloadType), 10)
+		b = append(b, " 0-16\r\n"...)
+	}
+	b = append(b, "a=ptime:"...)
+	b = strconv.AppendInt(b, int64(ptime), 10)
+	b = append(b, "\r\na="...)
+	b = append(b, dir.String()...)
+	b = append(b, "\r\n"...)
+	return b
+}
