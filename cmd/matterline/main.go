@@ -41,9 +41,23 @@ func commands() map[string]command {
 // errUsage marks errors whose message is the usage text (exit status 2).
 var errUsage = errors.New("usage")
 
+// signalCause is the cancel cause of the command context when a signal arrived, so
+// serve can tell SIGTERM (drain) from SIGINT (hang up now).
+type signalCause struct{ sig os.Signal }
+
+func (c signalCause) Error() string { return "received " + c.sig.String() }
+
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		sig := <-sigs
+		cancel(signalCause{sig})
+		// A second signal while shutting down ends the process at once.
+		<-sigs
+		os.Exit(130)
+	}()
 	os.Exit(run(ctx, os.Args[1:], stdio{os.Stdout, os.Stderr}))
 }
 
