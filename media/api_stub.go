@@ -13,49 +13,6 @@ import (
 	"time"
 )
 
-// Prompt is 8 kHz mono 16-bit linear audio, ready to encode.
-type Prompt struct {
-	Name    string
-	Samples []int16
-}
-
-// Duration of the prompt at 8 kHz.
-func (p *Prompt) Duration() time.Duration { panic("stub") }
-
-// Built-in prompt names; the embedded files are configs/prompts/NAME.wav.
-const (
-	PromptGreeting     = "greeting"     // welcome + menu
-	PromptInvalid      = "invalid"      // that is not a valid choice
-	PromptGoodbye      = "goodbye"
-	PromptPleaseHold   = "please_hold"
-	PromptTransferring = "transferring"
-	PromptNobody       = "nobody_available"
-	PromptLeaveMessage = "leave_message" // leave a message after the tone
-	PromptThankYou     = "thank_you"     // your message has been recorded, thank you
-	PromptOutsideHours = "outside_hours"
-)
-
-// Prompts is the loaded prompt set.
-type Prompts struct{}
-
-// LoadPrompts loads the built-in set (embedded) and overrides each with
-// dir/NAME.wav when dir is non-empty and the file exists. Other rates and stereo are
-// converted to 8 kHz mono; a broken file is an error naming the file.
-func LoadPrompts(dir string) (*Prompts, error) { panic("stub") }
-
-// Get returns the named prompt or nil.
-func (p *Prompts) Get(name string) *Prompt { panic("stub") }
-
-// Digit is one DTMF key press: '0'-'9', '*', '#', 'A'-'D'.
-type Digit struct {
-	Key      rune
-	Duration time.Duration
-	Source   string // "rfc4733" or "info"
-}
-
-// ParseDTMFRelay reads a SIP INFO application/dtmf-relay body ("Signal=5\r\nDuration=160").
-func ParseDTMFRelay(body []byte) (Digit, error) { panic("stub") }
-
 // SessionConfig sets up one RTP session (one call leg's media).
 type SessionConfig struct {
 	Conn   *net.UDPConn // from PortAllocator.Listen; the session owns and closes it

@@ -60,9 +60,9 @@ func decodeWAV(data []byte) ([]int16, error) {
 		size := int64(binary.LittleEndian.Uint32(rest[4:8]))
 		rest = rest[8:]
 		if size > int64(len(rest)) {
-			// 0xFFFFFFFF (and 0) are written by streaming encoders that could not seek
-			// back: take the rest of the file as the data chunk.
-			if id == "data" && (size == 0xFFFFFFFF) {
+			// 0xFFFFFFFF is written by streaming encoders that could not seek back:
+			// take the rest of the file as the data chunk.
+			if id == "data" && size == 0xFFFFFFFF {
 				size = int64(len(rest))
 			} else {
 				return nil, fmt.Errorf("truncated %q chunk: %d bytes declared, %d present", id, size, len(rest))
@@ -189,15 +189,26 @@ func sampleAt(b []byte, f wavFormat) float32 {
 }
 
 // resampleTo8k converts mono samples at rate to 8 kHz int16. Downsampling first runs
-// a windowed-sinc low-pass at 3.6 kHz (below the 4 kHz Nyquist frequency of the
-// target) so high frequencies do not alias; then linear interpolation picks the
-// output samples.
+// a Blackman-windowed sinc low-pass at 3.6 kHz (below the 4 kHz Nyquist frequency of
+// the target) so high frequencies do not alias; the filter is evaluated only at the
+// input positions the linear interpolation needs.
 func resampleTo8k(in []float32, rate int) []int16 {
 	if rate == sampleRate {
 		return toInt16(in)
 	}
+	at := func(j int) float32 { return in[j] }
 	if rate > sampleRate {
-		in = lowPass(in, 3600/float64(rate))
+		h := lowPassKernel(3600 / float64(rate))
+		half := len(h) / 2
+		at = func(j int) float32 {
+			var acc float32
+			for t, c := range h {
+				if k := j + t - half; k >= 0 && k < len(in) {
+					acc += in[k] * c
+				}
+			}
+			return acc
+		}
 	}
 	step := float64(rate) / sampleRate
 	n := int(float64(len(in)) / step)
@@ -206,25 +217,24 @@ func resampleTo8k(in []float32, rate int) []int16 {
 		pos := float64(i) * step
 		j := int(pos)
 		frac := float32(pos - float64(j))
-		a := in[j]
+		a := at(j)
 		b := a
-		if j+1 < len(in) {
-			b = in[j+1]
+		if j+1 < len(in) && frac != 0 {
+			b = at(j + 1)
 		}
 		out[i] = clamp16(a + (b-a)*frac)
 	}
 	return out
 }
 
-// lowPass filters in with a Blackman-windowed sinc of normalized cutoff fc
-// (cycles per sample).
-func lowPass(in []float32, fc float64) []float32 {
+// lowPassKernel is a 63-tap Blackman-windowed sinc with normalized cutoff fc (cycles
+// per sample) and unity gain at DC.
+func lowPassKernel(fc float64) []float32 {
 	const taps = 63
 	const half = taps / 2
-	var h [taps]float32
-	var sum float64
 	k := make([]float64, taps)
-	for i := range taps {
+	var sum float64
+	for i := range k {
 		m := float64(i - half)
 		v := 2 * fc
 		if m != 0 {
@@ -234,21 +244,11 @@ func lowPass(in []float32, fc float64) []float32 {
 		k[i] = v * w
 		sum += k[i]
 	}
-	for i := range taps {
-		h[i] = float32(k[i] / sum) // unity gain at DC
+	h := make([]float32, taps)
+	for i := range h {
+		h[i] = float32(k[i] / sum)
 	}
-	out := make([]float32, len(in))
-	for i := range in {
-		var acc float32
-		for t := range taps {
-			j := i + t - half
-			if j >= 0 && j < len(in) {
-				acc += in[j] * h[t]
-			}
-		}
-		out[i] = acc
-	}
-	return out
+	return h
 }
 
 func toInt16(in []float32) []int16 {

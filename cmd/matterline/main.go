@@ -35,6 +35,8 @@ func commands() map[string]command {
 		"rules":    {"manage transfer rules: add|set|rm|list|show|test|export|import", cmdRules},
 		"closures": {"manage firm closures: add|list|rm", cmdClosures},
 		"clio":     {"Clio connection: connect|status|disconnect|lookup|staff", cmdClio},
+		"calls":    {"list call records [--since D] [--json]", cmdCalls},
+		"messages": {"recorded messages: list|show|rm [--json]", cmdMessages},
 	}
 }
 
