@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -74,9 +75,15 @@ func ParseSDP(body []byte) (desc Description, err error) {
 	if len(body) == 0 {
 		return Description{}, fmt.Errorf("%w: empty body", ErrBadSDP)
 	}
+	// pion/sdp wants a final line end; some endpoints omit it. It also insists on
+	// the RFC 4566 line order; when that fails, retry once with the lines put in
+	// order (and a missing t= supplied), as lenient SIP stacks do.
 	var sd sdp.SessionDescription
-	if err := sd.UnmarshalString(string(body)); err != nil {
-		return Description{}, fmt.Errorf("%w: %w", ErrBadSDP, err)
+	if err := sd.UnmarshalString(string(body) + "\r\n"); err != nil {
+		sd = sdp.SessionDescription{}
+		if err2 := sd.UnmarshalString(canonicalSDP(string(body))); err2 != nil {
+			return Description{}, fmt.Errorf("%w: %w", ErrBadSDP, err)
+		}
 	}
 
 	var md *sdp.MediaDescription
@@ -157,6 +164,53 @@ func ParseSDP(body []byte) (desc Description, err error) {
 		desc.PtimeMS = ptimeOf(sd.Attributes)
 	}
 	return desc, nil
+}
+
+// canonicalSDP reorders the lines of each SDP section into RFC 4566 §5 order
+// (stable, so repeated lines keep their order), drops blank lines, and adds "t=0 0"
+// when the session has no t= line.
+func canonicalSDP(body string) string {
+	const sessionOrder, mediaOrder = "vosiuepcbtrzka", "micbka"
+	rank := func(order, line string) int {
+		if len(line) < 2 || line[1] != '=' {
+			return len(order)
+		}
+		if i := strings.IndexByte(order, line[0]); i >= 0 {
+			return i
+		}
+		return len(order)
+	}
+	var sections [][]string
+	for _, line := range strings.Split(strings.ReplaceAll(body, "\r", "\n"), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		if strings.HasPrefix(line, "m=") || len(sections) == 0 {
+			sections = append(sections, nil)
+		}
+		sections[len(sections)-1] = append(sections[len(sections)-1], line)
+	}
+	var b strings.Builder
+	for i, sec := range sections {
+		order := mediaOrder
+		if i == 0 {
+			order = sessionOrder
+			hasT := false
+			for _, l := range sec {
+				hasT = hasT || strings.HasPrefix(l, "t=")
+			}
+			if !hasT {
+				sec = append(sec, "t=0 0")
+			}
+		}
+		slices.SortStableFunc(sec, func(a, b string) int { return rank(order, a) - rank(order, b) })
+		for _, l := range sec {
+			b.WriteString(l)
+			b.WriteString("\r\n")
+		}
+	}
+	return b.String()
 }
 
 // parseConnectionAddress reads the c= connection-address, dropping a multicast

@@ -1,0 +1,515 @@
+package media
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtp"
+)
+
+// ErrSessionClosed is returned by Play when the session closes under it.
+var ErrSessionClosed = errors.New("media: session closed")
+
+// rtpHeaderSize is the fixed RTP header without CSRCs (RFC 3550 §5.1).
+const rtpHeaderSize = 12
+
+// maxPacketSize is the receive buffer; larger datagrams are truncated and dropped.
+const maxPacketSize = 1500
+
+// dtmfQueue is the capacity of the DTMF channel; digits beyond it are dropped.
+const dtmfQueue = 16
+
+// maxTick bounds the read loop's housekeeping interval (DTMF end wait, inactivity).
+const maxTick = 100 * time.Millisecond
+
+// maxLag is how far Play may fall behind its schedule (a stalled machine) before it
+// re-anchors instead of sending a burst of late packets.
+const maxLag = 100 * time.Millisecond
+
+// SessionConfig sets up one RTP session (one call leg's media).
+type SessionConfig struct {
+	Conn            *net.UDPConn // from PortAllocator.Listen; the session owns and closes it
+	Codec           Codec        // zero value means PCMU
+	HasDTMF         bool
+	DTMFPayloadType uint8
+	// Remote is where to send until the peer's first packet latches the real source
+	// (symmetric RTP).
+	Remote netip.AddrPort
+	// InactivityTimeout ends the session (Timeout channel closes) when no RTP arrives
+	// for this long; 0 disables. Not counted while on hold (SetDirection).
+	InactivityTimeout time.Duration
+	// OnClose runs once after the socket is closed (e.g. release the port).
+	OnClose func()
+	Logger  *slog.Logger
+}
+
+// PacketHandler sees every accepted RTP packet (media and telephone-event) on the
+// session's read goroutine, after latching and DTMF detection. pkt and its Payload
+// are reused for the next packet: copy what must outlive the call. It must not block
+// and must not call Close synchronously.
+type PacketHandler func(pkt *rtp.Packet, from netip.AddrPort)
+
+// Stats are counters for logs and metrics.
+type Stats struct {
+	PacketsIn, PacketsOut, Dropped uint64
+	// DTMFDropped counts digits lost because nobody read the DTMF channel.
+	DTMFDropped uint64
+	// SendErrors counts packets the socket refused to send.
+	SendErrors uint64
+}
+
+// Session is one leg's RTP: a read loop (latching, DTMF, inactivity) and a paced
+// writer (prompts at 20 ms with continuous seq/timestamp, marker on talkspurt start).
+//
+// The read goroutine is owned by the session: Close closes the socket, which wakes
+// the blocked read (net.ErrClosed is the clean exit), and waits for it.
+type Session struct {
+	conn      *net.UDPConn
+	codec     Codec
+	hasDTMF   bool
+	dtmfPT    uint8
+	timeout   time.Duration
+	onClose   func()
+	log       *slog.Logger
+	localPort int
+	epoch     time.Time // monotonic origin for lastRx
+
+	remote   atomic.Pointer[netip.AddrPort] // send address
+	latched  atomic.Bool                    // remote comes from a received packet
+	dir      atomic.Uint32                  // our Direction
+	lastRx   atomic.Int64                   // ns since epoch of the last accepted packet
+	handler  atomic.Pointer[PacketHandler]
+	inHandle atomic.Bool // the read loop is inside the PacketHandler
+
+	packetsIn, packetsOut, dropped, dtmfDropped, sendErrors atomic.Uint64
+
+	dtmf        chan Digit
+	timedOut    chan struct{}
+	timeoutOnce sync.Once
+	done        chan struct{}
+	loopDone    chan struct{}
+	closeOnce   sync.Once
+	closeErr    error
+
+	play chan struct{} // one Play at a time; holds the writer state below
+	w    writer
+}
+
+// writer is the sending state, owned by whoever holds Session.play.
+type writer struct {
+	pkt      rtp.Packet
+	payload  [frameSamples]byte
+	buf      [rtpHeaderSize + frameSamples]byte
+	nextTS   uint32    // timestamp of the next frame
+	lastSlot time.Time // schedule time of the last frame (sent or silent)
+	started  bool
+}
+
+// NewSession starts the read loop. It never blocks.
+func NewSession(cfg SessionConfig) (*Session, error) {
+	if cfg.Conn == nil {
+		return nil, errors.New("media: new session: nil conn")
+	}
+	local, ok := cfg.Conn.LocalAddr().(*net.UDPAddr)
+	if !ok {
+		return nil, fmt.Errorf("media: new session: conn has local address %v", cfg.Conn.LocalAddr())
+	}
+	codec := cfg.Codec
+	if codec.IsZero() {
+		codec = PCMU
+	}
+	if codec.ClockRate == 0 {
+		codec.ClockRate = sampleRate
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Session{
+		conn:      cfg.Conn,
+		codec:     codec,
+		hasDTMF:   cfg.HasDTMF,
+		dtmfPT:    cfg.DTMFPayloadType,
+		timeout:   max(0, cfg.InactivityTimeout),
+		onClose:   cfg.OnClose,
+		localPort: local.Port,
+		epoch:     time.Now(),
+		dtmf:      make(chan Digit, dtmfQueue),
+		timedOut:  make(chan struct{}),
+		done:      make(chan struct{}),
+		loopDone:  make(chan struct{}),
+		play:      make(chan struct{}, 1),
+	}
+	s.log = log.With("rtp_port", s.localPort)
+	remote := netip.AddrPortFrom(cfg.Remote.Addr().Unmap(), cfg.Remote.Port())
+	s.remote.Store(&remote)
+	s.dir.Store(uint32(DirSendRecv))
+	s.w.pkt.Header = rtp.Header{
+		Version:        2,
+		PayloadType:    codec.PayloadType,
+		SSRC:           rand.Uint32(),         // RFC 3550 §8: random SSRC
+		SequenceNumber: uint16(rand.Uint32()), // RFC 3550 §5.1: random initial
+	}
+	s.w.nextTS = rand.Uint32()
+	go s.readLoop()
+	return s, nil
+}
+
+// LocalPort is the bound RTP port.
+func (s *Session) LocalPort() int { return s.localPort }
+
+// Codec is the session's audio format.
+func (s *Session) Codec() Codec { return s.codec }
+
+// DTMF delivers each key press once (RFC 4733 repeats and end retransmissions
+// de-duplicated). Digits from SIP INFO are fed in with InjectDTMF. The channel is
+// never closed: select on Done as well.
+func (s *Session) DTMF() <-chan Digit { return s.dtmf }
+
+// InjectDTMF queues a digit that arrived by signalling (SIP INFO). It never blocks:
+// when the queue is full the digit is dropped and counted.
+func (s *Session) InjectDTMF(d Digit) {
+	if d.Source == "" {
+		d.Source = DTMFSourceINFO
+	}
+	s.deliver(d)
+}
+
+func (s *Session) deliver(d Digit) {
+	select {
+	case s.dtmf <- d:
+		s.log.Debug("dtmf", "key", string(d.Key), "source", d.Source, "duration", d.Duration)
+	default:
+		s.dtmfDropped.Add(1)
+		s.log.Warn("dtmf queue full, digit dropped", "key", string(d.Key))
+	}
+}
+
+// SetRemote changes the destination (re-INVITE with a new address) and re-arms latching.
+func (s *Session) SetRemote(addr netip.AddrPort) {
+	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
+	s.remote.Store(&addr)
+	s.latched.Store(false)
+}
+
+// Remote is the current send address (from SDP or latched).
+func (s *Session) Remote() netip.AddrPort { return *s.remote.Load() }
+
+// Latched reports whether the send address was learned from a received packet.
+func (s *Session) Latched() bool { return s.latched.Load() }
+
+// SetDirection applies the negotiated direction: when we must not send (recvonly/
+// inactive answer) Play stays silent; on hold the inactivity timer is suspended.
+//
+// d is OUR direction. The inactivity timer runs only for sendrecv: with recvonly or
+// inactive we are on hold (many phones stop sending), with sendonly the peer does not
+// send. Leaving hold restarts the timer from now.
+func (s *Session) SetDirection(d Direction) {
+	if d == DirUnknown {
+		d = DirSendRecv
+	}
+	old := Direction(s.dir.Swap(uint32(d)))
+	if old != DirSendRecv && d == DirSendRecv {
+		s.lastRx.Store(int64(time.Since(s.epoch)))
+	}
+}
+
+// Direction is our current direction.
+func (s *Session) Direction() Direction { return Direction(s.dir.Load()) }
+
+// SetPacketHandler installs h (nil removes it); see PacketHandler. This is the hook
+// for bridging and recording.
+func (s *Session) SetPacketHandler(h PacketHandler) {
+	if h == nil {
+		s.handler.Store(nil)
+		return
+	}
+	s.handler.Store(&h)
+}
+
+// Timeout is closed when the inactivity timeout fires. The session stays open: the
+// call layer decides (BYE, then Close).
+func (s *Session) Timeout() <-chan struct{} { return s.timedOut }
+
+// Done is closed when the session is closed.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Stats returns the counters.
+func (s *Session) Stats() Stats {
+	return Stats{
+		PacketsIn:   s.packetsIn.Load(),
+		PacketsOut:  s.packetsOut.Load(),
+		Dropped:     s.dropped.Load(),
+		DTMFDropped: s.dtmfDropped.Load(),
+		SendErrors:  s.sendErrors.Load(),
+	}
+}
+
+// Close stops the read loop and the writer, closes the socket, runs OnClose.
+// Idempotent; safe from any goroutine. It returns after the read goroutine has
+// ended and OnClose has run (except when called from a PacketHandler).
+func (s *Session) Close() error {
+	s.shutdown()
+	if !s.inHandle.Load() {
+		<-s.loopDone
+	}
+	return s.closeErr
+}
+
+func (s *Session) shutdown() {
+	s.closeOnce.Do(func() {
+		close(s.done)
+		if err := s.conn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			s.closeErr = fmt.Errorf("media: close rtp socket: %w", err)
+		}
+	})
+}
+
+// readLoop is the session's only reader. It blocks in ReadFrom; a read deadline
+// every tick runs the housekeeping (DTMF end wait, inactivity), and closing the
+// socket ends it.
+func (s *Session) readLoop() {
+	defer func() {
+		s.shutdown() // the socket may have been closed under us
+		if s.onClose != nil {
+			s.onClose()
+		}
+		close(s.loopDone)
+	}()
+
+	tick := maxTick
+	if s.timeout > 0 {
+		tick = min(tick, max(s.timeout/4, 5*time.Millisecond))
+	}
+	buf := make([]byte, maxPacketSize)
+	var (
+		pkt    rtp.Packet
+		rx     dtmfReceiver
+		digits = make([]Digit, 0, 2)
+	)
+	s.lastRx.Store(int64(time.Since(s.epoch)))
+	nextTick := time.Now().Add(tick)
+	_ = s.conn.SetReadDeadline(nextTick)
+	for {
+		n, from, err := s.conn.ReadFromUDPAddrPort(buf)
+		now := time.Now()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			select {
+			case <-s.done:
+				return
+			default:
+			}
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				// Transient (e.g. ICMP errors surfaced on the socket): count and go on.
+				s.dropped.Add(1)
+				s.log.Debug("rtp read", "err", err)
+			}
+		} else {
+			s.handlePacket(buf[:n], from, now, &pkt, &rx, digits[:0])
+		}
+		if !now.Before(nextTick) {
+			s.housekeeping(now, &rx, digits[:0])
+			nextTick = now.Add(tick)
+			_ = s.conn.SetReadDeadline(nextTick)
+		}
+	}
+}
+
+// handlePacket validates one datagram (RFC 3550 §5.1, version 2, payload type of
+// the negotiated codec or telephone-event) and dispatches it.
+func (s *Session) handlePacket(b []byte, from netip.AddrPort, now time.Time, pkt *rtp.Packet, rx *dtmfReceiver, digits []Digit) {
+	if len(b) < rtpHeaderSize || b[0]>>6 != 2 || len(b) >= maxPacketSize {
+		s.dropped.Add(1)
+		return
+	}
+	if err := pkt.Unmarshal(b); err != nil {
+		s.dropped.Add(1)
+		return
+	}
+	pt := pkt.PayloadType
+	isDTMF := s.hasDTMF && pt == s.dtmfPT
+	if pt != s.codec.PayloadType && !isDTMF {
+		s.dropped.Add(1) // RTCP on a muxed port, comfort noise, codecs we did not agree
+		return
+	}
+	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	if s.latched.Load() {
+		if *s.remote.Load() != from {
+			s.dropped.Add(1) // not our peer: stale media or injection
+			return
+		}
+	} else {
+		// Symmetric RTP (RFC 4961): send where the peer sends from. (A copy, so
+		// that only this rare branch allocates.)
+		latch := from
+		s.remote.Store(&latch)
+		s.latched.Store(true)
+		s.log.Debug("rtp latched", "remote", from)
+	}
+	s.packetsIn.Add(1)
+	s.lastRx.Store(int64(now.Sub(s.epoch)))
+
+	if isDTMF {
+		if ev, err := ParseTelephoneEvent(pkt.Payload); err == nil {
+			for _, d := range rx.handle(pkt.Timestamp, ev, now, digits) {
+				s.deliver(d)
+			}
+		} else {
+			s.dropped.Add(1)
+		}
+	}
+	if h := s.handler.Load(); h != nil {
+		s.inHandle.Store(true)
+		(*h)(pkt, from)
+		s.inHandle.Store(false)
+	}
+}
+
+// housekeeping runs on every tick of the read loop.
+func (s *Session) housekeeping(now time.Time, rx *dtmfReceiver, digits []Digit) {
+	for _, d := range rx.expire(now, digits) {
+		s.deliver(d)
+	}
+	if s.timeout <= 0 || Direction(s.dir.Load()) != DirSendRecv {
+		return
+	}
+	idle := now.Sub(s.epoch) - time.Duration(s.lastRx.Load())
+	if idle >= s.timeout {
+		s.timeoutOnce.Do(func() {
+			s.log.Info("rtp inactivity timeout", "idle", idle.Round(time.Millisecond))
+			close(s.timedOut)
+		})
+	}
+}
+
+// Play sends p paced at 20 ms per packet, returning when done, when ctx ends, or when
+// the session closes. Sequence numbers and timestamps continue across prompts and
+// silences; the first packet of each Play has the marker bit.
+//
+// Packets go out on a schedule computed from the start of the Play (no drift). The
+// RTP timestamp follows the wall clock: after a pause between two Plays it advances
+// by the time that passed, so the receiver's jitter buffer sees a silence, not a
+// jump. While our direction forbids sending, or no remote address is known, Play
+// keeps time without sending. Plays are serialized.
+func (s *Session) Play(ctx context.Context, p *Prompt) error {
+	if p == nil {
+		return errors.New("media: play: nil prompt")
+	}
+	select {
+	case s.play <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.done:
+		return ErrSessionClosed
+	}
+	defer func() { <-s.play }()
+	return s.playLocked(ctx, p.Samples)
+}
+
+func (s *Session) playLocked(ctx context.Context, samples []int16) error {
+	frames := (len(samples) + frameSamples - 1) / frameSamples
+	if frames == 0 {
+		return nil
+	}
+	w := &s.w
+	start := time.Now()
+	if w.started {
+		// Advance the timestamp by the pause since the last frame's slot, in whole
+		// frames, so it keeps tracking the wall clock.
+		if gap := start.Sub(w.lastSlot) - frameDuration; gap > 0 {
+			w.nextTS += uint32(gap/frameDuration) * frameSamples
+		}
+	}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	marker := true
+	for i := range frames {
+		due := start.Add(time.Duration(i) * frameDuration)
+		if wait := time.Until(due); wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-timer.C:
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-s.done:
+				return ErrSessionClosed
+			}
+		} else {
+			if wait < -maxLag {
+				// Stalled (GC, overloaded host): re-anchor rather than burst.
+				start = time.Now().Add(-time.Duration(i) * frameDuration)
+				due = start.Add(time.Duration(i) * frameDuration)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-s.done:
+				return ErrSessionClosed
+			default:
+			}
+		}
+		frame := samples[i*frameSamples : min(len(samples), (i+1)*frameSamples)]
+		sent, err := s.sendFrame(frame, marker)
+		if err != nil {
+			return err
+		}
+		if sent {
+			marker = false
+		}
+		w.lastSlot = due
+		w.started = true
+	}
+	return nil
+}
+
+// sendFrame encodes up to 160 samples (padding with silence), sends one packet with
+// the current sequence number and timestamp, and advances the timestamp. The
+// sequence number advances only when a packet leaves. No allocation.
+func (s *Session) sendFrame(frame []int16, marker bool) (sent bool, err error) {
+	w := &s.w
+	ts := w.nextTS
+	w.nextTS += frameSamples
+	if !Direction(s.dir.Load()).canSend() {
+		return false, nil
+	}
+	dst := *s.remote.Load()
+	if !dst.IsValid() || dst.Port() == 0 || dst.Addr().IsUnspecified() {
+		return false, nil
+	}
+	n := Encode(s.codec, w.payload[:], frame)
+	if n < frameSamples {
+		fill := silenceByte(s.codec)
+		for i := n; i < frameSamples; i++ {
+			w.payload[i] = fill
+		}
+	}
+	w.pkt.Marker = marker
+	w.pkt.Timestamp = ts
+	w.pkt.Payload = w.payload[:]
+	size, err := w.pkt.MarshalTo(w.buf[:])
+	if err != nil {
+		return false, fmt.Errorf("media: marshal rtp: %w", err)
+	}
+	if _, err := s.conn.WriteToUDPAddrPort(w.buf[:size], dst); err != nil {
+		if errors.Is(err, net.ErrClosed) {
+			return false, ErrSessionClosed
+		}
+		s.sendErrors.Add(1) // the packet is lost; keep the sequence moving
+	} else {
+		s.packetsOut.Add(1)
+	}
+	w.pkt.SequenceNumber++
+	return true, nil
+}
