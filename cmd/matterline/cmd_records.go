@@ -2,13 +2,352 @@ package main
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/matterline/matterline/config"
+	"github.com/matterline/matterline/records"
 )
 
+// cmdCalls lists call records: matterline calls [--since D] [--until T] [--outcome O]
+// [--limit N] [--json].
 func cmdCalls(ctx context.Context, s stdio, args []string) error {
-	return errors.New("not implemented yet")
+	fs, cfgPath := newFlags("calls")
+	since := fs.String("since", "", "only calls that started within the last `D` (24h, 7d) or since a time (RFC 3339 or a date: 2026-11-24)")
+	until := fs.String("until", "", "only calls that started before `T` (same forms as --since)")
+	outcome := fs.String("outcome", "", "only calls with this `outcome`: "+outcomeList())
+	limit := fs.Int("limit", 50, "show at most `N` calls, newest first (0 = all)")
+	asJSON := fs.Bool("json", false, "print a JSON array")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("%w: calls takes no arguments, got %q\n%s", errUsage, pos, flagUsage(fs))
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	loc := recordsLocation(cfg)
+	now := time.Now()
+	var f records.Filter
+	if f.Since, err = parseRecordsTime(*since, now, loc); err != nil {
+		return fmt.Errorf("%w: --since: %v", errUsage, err)
+	}
+	if f.Until, err = parseRecordsTime(*until, now, loc); err != nil {
+		return fmt.Errorf("%w: --until: %v", errUsage, err)
+	}
+	if f.Outcome, err = records.ParseOutcome(*outcome); err != nil {
+		return fmt.Errorf("%w: --outcome: %v", errUsage, err)
+	}
+	if *limit < 0 {
+		return fmt.Errorf("%w: --limit must not be negative", errUsage)
+	}
+	f.Limit = *limit
+
+	db, err := openDB(cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	calls, err := records.NewCallStore(ctx, db)
+	if err != nil {
+		return err
+	}
+	recs, err := calls.List(ctx, f)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return recordsWriteJSON(s.out, recs)
+	}
+	if len(recs) == 0 {
+		fmt.Fprintln(s.out, "no call records")
+		return nil
+	}
+	tw := tabwriter.NewWriter(s.out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tCALL\tCALLER\tCALLED\tLOOKUP\tRULE\tMODE\tOUTCOME\tEND\tRING\tTALK")
+	for _, r := range recs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			r.Start.In(loc).Format(recordsTimeLayout), shortCallID(r.ID), orDash(r.Caller), orDash(r.Called),
+			r.Lookup, orDash(r.Rule), orDash(r.Mode.String()), r.Outcome, r.EndReason,
+			recordsDuration(r.RingDuration()), recordsDuration(r.TalkDuration()))
+	}
+	return tw.Flush()
 }
 
+// cmdMessages manages recorded messages: list, show ID, rm ID.
 func cmdMessages(ctx context.Context, s stdio, args []string) error {
-	return errors.New("not implemented yet")
+	fs, cfgPath := newFlags("messages")
+	since := fs.String("since", "", "list: only messages recorded within the last `D` (24h, 7d) or since a time")
+	limit := fs.Int("limit", 50, "list: show at most `N` messages, newest first (0 = all)")
+	asJSON := fs.Bool("json", false, "list, show: print JSON")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	const use = "usage: matterline messages list [--since D] [--limit N] [--json] | show ID [--json] | rm ID"
+	if len(pos) == 0 {
+		return fmt.Errorf("%w: %s", errUsage, use)
+	}
+	sub, rest := pos[0], pos[1:]
+	var id int64
+	switch sub {
+	case "list":
+		if len(rest) > 0 {
+			return fmt.Errorf("%w: messages list takes no arguments, got %q\n%s", errUsage, rest, use)
+		}
+	case "show", "rm":
+		if len(rest) != 1 {
+			return fmt.Errorf("%w: messages %s takes one message ID\n%s", errUsage, sub, use)
+		}
+		if id, err = strconv.ParseInt(rest[0], 10, 64); err != nil || id <= 0 {
+			return fmt.Errorf("%w: bad message ID %q (want a number from messages list)", errUsage, rest[0])
+		}
+	default:
+		return fmt.Errorf("%w: unknown messages command %q\n%s", errUsage, sub, use)
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	loc := recordsLocation(cfg)
+	var f records.MessageFilter
+	if f.Since, err = parseRecordsTime(*since, time.Now(), loc); err != nil {
+		return fmt.Errorf("%w: --since: %v", errUsage, err)
+	}
+	if *limit < 0 {
+		return fmt.Errorf("%w: --limit must not be negative", errUsage)
+	}
+	f.Limit = *limit
+
+	db, err := openDB(cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	msgs, err := records.NewMessageStore(ctx, db, cfg.Transfer.MessagesDir)
+	if err != nil {
+		return err
+	}
+	switch sub {
+	case "list":
+		return messagesList(ctx, s, msgs, f, loc, *asJSON)
+	case "show":
+		return messagesShow(ctx, s, msgs, id, loc, *asJSON)
+	default:
+		return messagesRm(ctx, s, msgs, id)
+	}
+}
+
+func messagesList(ctx context.Context, s stdio, msgs *records.MessageStore, f records.MessageFilter, loc *time.Location, asJSON bool) error {
+	list, err := msgs.List(ctx, f)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return recordsWriteJSON(s.out, list)
+	}
+	if len(list) == 0 {
+		fmt.Fprintln(s.out, "no messages")
+		return nil
+	}
+	tw := tabwriter.NewWriter(s.out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tTIME\tCALLER\tCONTACT\tMATTER\tRULE\tDURATION\tFILE")
+	for _, m := range list {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, m.Time.In(loc).Format(recordsTimeLayout),
+			orDash(m.Caller), clioIDText(m.ContactID), clioIDText(m.MatterID), orDash(m.Rule), recordsDuration(m.Duration), m.File)
+	}
+	return tw.Flush()
+}
+
+// messageDetail is `messages show --json`: the message and where its audio is.
+type messageDetail struct {
+	records.Message
+	// Path is the absolute path of the WAV file, for a player.
+	Path string `json:"path"`
+	// Exists is false when the file is gone from the messages folder.
+	Exists bool `json:"exists"`
+}
+
+// MarshalJSON keeps Message's own JSON (duration_seconds) and adds path and exists.
+func (d messageDetail) MarshalJSON() ([]byte, error) {
+	b, err := json.Marshal(d.Message)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	m["path"], m["exists"] = d.Path, d.Exists
+	return json.Marshal(m)
+}
+
+func messagesShow(ctx context.Context, s stdio, msgs *records.MessageStore, id int64, loc *time.Location, asJSON bool) error {
+	m, err := msgs.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	path, err := msgs.Path(m)
+	if err != nil {
+		return err
+	}
+	_, statErr := os.Stat(path)
+	d := messageDetail{Message: m, Path: path, Exists: statErr == nil}
+	if asJSON {
+		return recordsWriteJSON(s.out, d)
+	}
+	tw := tabwriter.NewWriter(s.out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "id:\t%d\n", m.ID)
+	fmt.Fprintf(tw, "time:\t%s\n", m.Time.In(loc).Format(time.RFC3339))
+	fmt.Fprintf(tw, "call:\t%s\n", orDash(m.CallID))
+	fmt.Fprintf(tw, "caller:\t%s\n", orDash(m.Caller))
+	fmt.Fprintf(tw, "clio contact:\t%s\n", clioIDText(m.ContactID))
+	fmt.Fprintf(tw, "clio matter:\t%s\n", clioIDText(m.MatterID))
+	fmt.Fprintf(tw, "rule:\t%s\n", orDash(m.Rule))
+	fmt.Fprintf(tw, "duration:\t%s\n", recordsDuration(m.Duration))
+	fmt.Fprintf(tw, "size:\t%d bytes\n", m.Size)
+	if d.Exists {
+		fmt.Fprintf(tw, "file:\t%s\n", path)
+	} else {
+		fmt.Fprintf(tw, "file:\t%s (missing)\n", path)
+	}
+	return tw.Flush()
+}
+
+func messagesRm(ctx context.Context, s stdio, msgs *records.MessageStore, id int64) error {
+	m, err := msgs.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := msgs.Delete(ctx, id); err != nil {
+		return err
+	}
+	fmt.Fprintf(s.out, "removed message %d and its recording %s\n", id, m.File)
+	return nil
+}
+
+// parseRecordsTime reads --since/--until: empty (no bound); a duration back from now
+// ("90m", "24h", "7d", "2w"); an RFC 3339 time; or a local time or date in the
+// firm's time zone ("2026-11-24T09:00", "2026-11-24 09:00", "2026-11-24").
+func parseRecordsTime(s string, now time.Time, loc *time.Location) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, ok, err := parseRecordsAge(s); ok {
+		if err != nil {
+			return time.Time{}, err
+		}
+		return now.Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	for _, layout := range []string{"2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02 15:04:05", "2006-01-02 15:04", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, loc); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("bad time %q (want a duration like 24h or 7d, an RFC 3339 time, or a date like 2026-11-24)", s)
+}
+
+// parseRecordsAge reads a positive duration with the extra units d (days) and w (weeks).
+// ok is false when s does not look like a duration at all.
+func parseRecordsAge(s string) (d time.Duration, ok bool, err error) {
+	if s == "" || (s[0] < '0' || s[0] > '9') && s[0] != '-' && s[0] != '+' {
+		return 0, false, nil
+	}
+	if strings.Contains(s, "-") && len(s) >= 10 && s[4] == '-' {
+		return 0, false, nil // a date
+	}
+	unit := time.Duration(0)
+	switch {
+	case strings.HasSuffix(s, "d"):
+		unit = 24 * time.Hour
+	case strings.HasSuffix(s, "w"):
+		unit = 7 * 24 * time.Hour
+	}
+	if unit != 0 {
+		n, perr := strconv.ParseFloat(s[:len(s)-1], 64)
+		if perr != nil {
+			return 0, true, fmt.Errorf("bad duration %q (want e.g. 24h, 7d, 2w)", s)
+		}
+		d = time.Duration(n * float64(unit))
+	} else {
+		var perr error
+		if d, perr = time.ParseDuration(s); perr != nil {
+			return 0, strings.ContainsAny(s, "hms"), fmt.Errorf("bad duration %q (want e.g. 24h, 7d, 2w)", s)
+		}
+	}
+	if d <= 0 {
+		return 0, true, fmt.Errorf("duration %q must be positive", s)
+	}
+	return d, true, nil
+}
+
+// recordsLocation is the firm's time zone for showing times and reading dates.
+func recordsLocation(cfg *config.Config) *time.Location {
+	if loc, err := time.LoadLocation(cfg.Firm.TimeZone); err == nil && cfg.Firm.TimeZone != "" {
+		return loc
+	}
+	return time.Local
+}
+
+const recordsTimeLayout = "2006-01-02 15:04:05 MST"
+
+func recordsWriteJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("write json: %w", err)
+	}
+	return nil
+}
+
+func outcomeList() string {
+	var names []string
+	for _, o := range records.Outcomes() {
+		names = append(names, o.String())
+	}
+	return strings.Join(names, ", ")
+}
+
+// shortCallID is the first 8 characters of a call id, enough to tell calls apart in a
+// table (--json has the whole id).
+func shortCallID(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return orDash(id)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func clioIDText(id int64) string {
+	if id == 0 {
+		return "-"
+	}
+	return strconv.FormatInt(id, 10)
+}
+
+// recordsDuration is 0.4s under a minute, 1m35s above.
+func recordsDuration(d time.Duration) string {
+	if d < time.Minute {
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	}
+	return d.Round(time.Second).String()
 }
