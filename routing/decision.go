@@ -148,6 +148,8 @@ const (
 	ReasonClosedToday  Reason = "closed_today"  // a firm closure covers today
 	ReasonNoOperator   Reason = "no_operator"   // operator intent with no operator destination
 	ReasonBadIntent    Reason = "bad_intent"    // the intent could not be understood
+	ReasonNoFallback   Reason = "no_fallback"   // Fallback on a rule whose unavailable handling is not rule:NAME
+	ReasonFallbackLoop Reason = "fallback_loop" // Fallback met a rule twice
 )
 
 // Decision is the typed outcome of routing one intent. sip executes it; routing never
@@ -162,4 +164,35 @@ type Decision struct {
 	Destination string
 	CallerID    CallerID
 	Reason      Reason
+	// Unavailable is the rule's unavailable handling; set when a rule applied
+	// (transfer or unavailable) so the call side can run it after a failed or
+	// impossible transfer (Fallback resolves rule:NAME).
+	Unavailable Unavailable
+	// Def is the rule that applied (message, whisper, accept digit, ring timeout);
+	// nil for the configured operator and for none. It is shared with the
+	// snapshot: read only.
+	Def *Rule
+}
+
+// DecisionContract is the `decision` object of DESIGN.md's `rules test --json`
+// (also used by the HTTP API): empty fields are empty strings.
+type DecisionContract struct {
+	Action      string `json:"action"`
+	Rule        string `json:"rule"`
+	Mode        string `json:"mode"`
+	Destination string `json:"destination"`
+	CallerID    string `json:"caller_id"`
+	Reason      string `json:"reason"`
+}
+
+// Contract returns the DESIGN.md shape of d.
+func (d Decision) Contract() DecisionContract {
+	return DecisionContract{
+		Action:      d.Action.String(),
+		Rule:        d.Rule,
+		Mode:        d.Mode.String(),
+		Destination: d.Destination,
+		CallerID:    d.CallerID.String(),
+		Reason:      string(d.Reason),
+	}
 }
