@@ -2,9 +2,465 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/matterline/matterline/clio"
+	"github.com/matterline/matterline/config"
+	"github.com/matterline/matterline/lookup"
 )
 
+const clioUsage = `usage: matterline clio SUBCOMMAND [flags]
+  connect [--region us|ca|eu|au] [--timeout 5m]   connect Clio with OAuth (prints the URL to open)
+  status [--json]                                  connection, account, token expiry, last error, rate limit
+  disconnect                                       revoke the token at Clio and delete it here
+  lookup NUMBER [--json] [--no-cache]              look a caller up as a call would
+  staff [--json]                                   list Clio users and the rule serving each`
+
 func cmdClio(ctx context.Context, s stdio, args []string) error {
-	return errors.New("not implemented yet")
+	if len(args) == 0 {
+		return fmt.Errorf("%w: %s", errUsage, clioUsage)
+	}
+	sub := map[string]func(context.Context, stdio, []string) error{
+		"connect": clioConnect, "status": clioStatus, "disconnect": clioDisconnect,
+		"lookup": clioLookup, "staff": clioStaff,
+	}[args[0]]
+	if sub == nil {
+		return fmt.Errorf("%w: unknown subcommand %q\n%s", errUsage, args[0], clioUsage)
+	}
+	return sub(ctx, s, args[1:])
+}
+
+// clioEnv is what every clio subcommand opens.
+type clioEnv struct {
+	cfg  *config.Config
+	log  *slog.Logger
+	deps *clioDeps
+	done func()
+}
+
+func openClioEnv(ctx context.Context, s stdio, cfgPath string) (*clioEnv, error) {
+	cfg, err := loadConfig(cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	return openClioEnvCfg(ctx, s, cfg)
+}
+
+func openClioEnvCfg(ctx context.Context, s stdio, cfg *config.Config) (*clioEnv, error) {
+	db, err := openDB(cfg)
+	if err != nil {
+		return nil, err
+	}
+	log := newLogger(config.Log{Level: "warn", Format: cfg.Log.Format}, s.err)
+	d, err := newClio(ctx, cfg, db, log, nil)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &clioEnv{cfg: cfg, log: log, deps: d, done: func() { db.Close() }}, nil
+}
+
+func clioConnect(ctx context.Context, s stdio, args []string) error {
+	fs, cfgPath := newFlags("clio connect")
+	regionFlag := fs.String("region", "", "Clio region: us, ca, eu or au (default: clio.region)")
+	timeout := fs.Duration("timeout", 5*time.Minute, "how long to wait for the browser to come back")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("%w: clio connect takes no arguments\n%s", errUsage, clioUsage)
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	if *regionFlag != "" {
+		if _, err := clio.ParseRegion(*regionFlag); err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+		cfg.Clio.Region = strings.ToLower(*regionFlag)
+	}
+	if cfg.Clio.ClientID == "" || cfg.Clio.ClientSecret == "" {
+		return errors.New("clio.client_id and clio.client_secret are needed to connect " +
+			"(or MATTERLINE_CLIO_CLIENT_ID and MATTERLINE_CLIO_CLIENT_SECRET); register an app in Clio under Settings > Developer Applications")
+	}
+	region, _ := clio.ParseRegion(cfg.Clio.Region)
+	env, err := openClioEnvCfg(ctx, s, cfg)
+	if err != nil {
+		return err
+	}
+	defer env.done()
+
+	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		return fmt.Errorf("listen for the oauth callback on %s: %w", cfg.HTTP.Listen, err)
+	}
+	defer ln.Close()
+	redirect := cfg.Clio.RedirectURL
+	if redirect == "" {
+		redirect = "http://" + ln.Addr().String() + clio.CallbackPath
+	}
+	hc := &http.Client{}
+	conn, err := clio.NewConnection(clio.ConnectionOptions{
+		Region: region, BaseURL: cfg.Clio.BaseURL, ClientID: cfg.Clio.ClientID, ClientSecret: cfg.Clio.ClientSecret,
+		RedirectURL: redirect, Storage: env.deps.storage, HTTPClient: hc, Logger: env.log,
+	})
+	if err != nil {
+		return err
+	}
+	client, err := clio.NewClient(clio.ClientOptions{Region: region, BaseURL: cfg.Clio.BaseURL, Auth: conn,
+		HTTPClient: hc, RequestTimeout: cfg.Clio.RequestTimeout.D()})
+	if err != nil {
+		return err
+	}
+	type outcome struct {
+		u   *clio.User
+		err error
+	}
+	done := make(chan outcome, 1)
+	h := &clio.OAuthHandler{Conn: conn, Client: client, Logger: env.log, OnDone: func(u *clio.User, err error) {
+		select {
+		case done <- outcome{u, err}:
+		default:
+		}
+	}}
+	authURL, err := h.Begin()
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle(clio.CallbackPath, h)
+	mux.Handle(clio.StartPath, h)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+
+	fmt.Fprintf(s.out, "Open this URL in a browser and approve matterline (Clio region %s):\n\n  %s\n\n", region, authURL)
+	fmt.Fprintf(s.out, "Waiting up to %s for Clio to redirect to %s ...\n", *timeout, redirect)
+	timer := time.NewTimer(*timeout)
+	defer timer.Stop()
+	for {
+		select {
+		case o := <-done:
+			if errors.Is(o.err, clio.ErrBadState) {
+				fmt.Fprintln(s.err, "ignored a callback with an unknown state; still waiting")
+				continue
+			}
+			if o.err != nil {
+				return o.err
+			}
+			fmt.Fprintf(s.out, "Connected to Clio as %s (user %d), region %s.\n", o.u.Name, o.u.ID, region)
+			if env.cfg.Clio.AccessToken != "" {
+				fmt.Fprintln(s.out, "Note: clio.access_token is set and takes precedence over the OAuth connection.")
+			}
+			return nil
+		case <-timer.C:
+			return fmt.Errorf("no callback from Clio within %s", *timeout)
+		case <-ctx.Done():
+			return errors.New("connect canceled")
+		}
+	}
+}
+
+// mask keeps the last four characters of a secret.
+func mask(secret string) string {
+	switch {
+	case secret == "":
+		return ""
+	case len(secret) < 12:
+		return "****"
+	}
+	return "****" + secret[len(secret)-4:]
+}
+
+type clioStatusJSON struct {
+	Mode         string          `json:"mode"`
+	Connected    bool            `json:"connected"`
+	Region       string          `json:"region"`
+	BaseURL      string          `json:"base_url,omitempty"`
+	Account      *lookup.Contact `json:"account"`
+	TokenExpiry  *time.Time      `json:"token_expiry"`
+	AccessToken  string          `json:"access_token,omitempty"`
+	RefreshToken string          `json:"refresh_token,omitempty"`
+	ClientID     string          `json:"client_id,omitempty"`
+	ClientSecret string          `json:"client_secret,omitempty"`
+	LastError    string          `json:"last_error,omitempty"`
+	LastErrorAt  *time.Time      `json:"last_error_at,omitempty"`
+	LastOKAt     *time.Time      `json:"last_ok_at,omitempty"`
+	RateLimit    *rateJSON       `json:"rate_limit"`
+	RetryUntil   *time.Time      `json:"retry_until,omitempty"`
+	CacheEntries int             `json:"cache_entries"`
+}
+
+type rateJSON struct {
+	Limit     int       `json:"limit"`
+	Remaining int       `json:"remaining"`
+	Reset     time.Time `json:"reset"`
+	SeenAt    time.Time `json:"seen_at"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
+func clioStatus(ctx context.Context, s stdio, args []string) error {
+	fs, cfgPath := newFlags("clio status")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if _, err := parseArgs(fs, args); err != nil {
+		return err
+	}
+	env, err := openClioEnv(ctx, s, *cfgPath)
+	if err != nil {
+		return err
+	}
+	defer env.done()
+	d, c := env.deps, env.cfg.Clio
+	st := clioStatusJSON{Mode: d.mode.String(), Connected: d.mode != clioNone, Region: string(d.region),
+		BaseURL: c.BaseURL, ClientID: c.ClientID, ClientSecret: mask(c.ClientSecret)}
+	switch d.mode {
+	case clioStatic:
+		st.AccessToken = mask(c.AccessToken)
+	case clioOAuth:
+		tok, err := d.storage.LoadToken(ctx)
+		if err != nil {
+			return err
+		}
+		st.AccessToken, st.RefreshToken = mask(tok.AccessToken), mask(tok.RefreshToken)
+		st.TokenExpiry = timePtr(tok.Expiry)
+		if tok.AccountID != 0 {
+			st.Account = &lookup.Contact{ID: tok.AccountID, Name: tok.AccountName}
+		}
+	}
+	state, err := d.storage.LoadState(ctx)
+	if err != nil {
+		return err
+	}
+	st.LastError, st.LastErrorAt, st.LastOKAt = state.LastError, timePtr(state.LastErrorAt), timePtr(state.LastOKAt)
+	st.RetryUntil = timePtr(state.RetryUntil)
+	if state.Rate.Known {
+		st.RateLimit = &rateJSON{Limit: state.Rate.Limit, Remaining: state.Rate.Remaining, Reset: state.Rate.Reset.UTC(), SeenAt: state.Rate.At.UTC()}
+	}
+	if st.CacheEntries, err = d.storage.CacheSize(ctx); err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSONOut(s.out, st)
+	}
+	w := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
+	row := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(w, "%s:\t%s\n", k, v)
+		}
+	}
+	row("connected", map[bool]string{true: "yes", false: "no"}[st.Connected])
+	row("mode", st.Mode)
+	row("region", st.Region)
+	row("base url", st.BaseURL)
+	if st.Account != nil {
+		row("account", fmt.Sprintf("%s (user %d)", st.Account.Name, st.Account.ID))
+	}
+	if st.TokenExpiry != nil {
+		row("token expiry", st.TokenExpiry.Format(time.RFC3339))
+	}
+	row("access token", st.AccessToken)
+	row("refresh token", st.RefreshToken)
+	row("client id", st.ClientID)
+	row("client secret", st.ClientSecret)
+	if st.LastError != "" {
+		at := ""
+		if st.LastErrorAt != nil {
+			at = " at " + st.LastErrorAt.Format(time.RFC3339)
+		}
+		row("last error", st.LastError+at)
+	}
+	if st.LastOKAt != nil {
+		row("last success", st.LastOKAt.Format(time.RFC3339))
+	}
+	if st.RateLimit != nil {
+		row("rate limit", fmt.Sprintf("%d of %d left (window resets %s)", st.RateLimit.Remaining, st.RateLimit.Limit, st.RateLimit.Reset.Format(time.RFC3339)))
+	}
+	if st.RetryUntil != nil && st.RetryUntil.After(time.Now()) {
+		row("rate limited until", st.RetryUntil.Format(time.RFC3339))
+	}
+	row("cached lookups", fmt.Sprint(st.CacheEntries))
+	if st.Mode == "none" {
+		row("hint", "run `matterline clio connect` or set clio.access_token")
+	}
+	return w.Flush()
+}
+
+func clioDisconnect(ctx context.Context, s stdio, args []string) error {
+	fs, cfgPath := newFlags("clio disconnect")
+	if _, err := parseArgs(fs, args); err != nil {
+		return err
+	}
+	env, err := openClioEnv(ctx, s, *cfgPath)
+	if err != nil {
+		return err
+	}
+	defer env.done()
+	if _, err := env.deps.storage.LoadToken(ctx); err != nil {
+		if !errors.Is(err, clio.ErrNotConnected) {
+			return err
+		}
+		if env.deps.mode == clioStatic {
+			return errors.New("a static token is configured (clio.access_token or MATTERLINE_CLIO_ACCESS_TOKEN): remove it to disconnect")
+		}
+		return errors.New("clio is not connected")
+	}
+	rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	revokeErr := env.deps.conn.Disconnect(rctx)
+	if err := env.deps.storage.ClearCache(ctx); err != nil {
+		return err
+	}
+	if revokeErr != nil {
+		fmt.Fprintf(s.err, "warning: %v (the token was deleted here anyway)\n", revokeErr)
+	}
+	fmt.Fprintln(s.out, "Clio disconnected: stored tokens and cached lookups deleted.")
+	return nil
+}
+
+func clioLookup(ctx context.Context, s stdio, args []string) error {
+	fs, cfgPath := newFlags("clio lookup")
+	asJSON := fs.Bool("json", false, "print the lookup object of `rules test --json`")
+	noCache := fs.Bool("no-cache", false, "ask Clio even when a cached result is fresh")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return fmt.Errorf("%w: clio lookup takes one NUMBER\n%s", errUsage, clioUsage)
+	}
+	env, err := openClioEnv(ctx, s, *cfgPath)
+	if err != nil {
+		return err
+	}
+	defer env.done()
+	svc, err := newClioService(env.cfg, env.deps, env.log)
+	if err != nil {
+		return err
+	}
+	r := svc.LookupWith(ctx, pos[0], clio.LookupOptions{NoCache: *noCache})
+	if *asJSON {
+		b, err := r.MarshalContract()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(s.out, "%s\n", b)
+	} else {
+		printResult(s.out, r)
+	}
+	if r.Status == lookup.StatusError {
+		return fmt.Errorf("lookup failed: %s", r.Reason)
+	}
+	return nil
+}
+
+func printResult(out io.Writer, r lookup.Result) {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	status := r.Status.String()
+	if r.Reason != "" {
+		status += " (" + r.Reason + ")"
+	}
+	fmt.Fprintf(w, "status:\t%s\n", status)
+	if r.Number != "" {
+		fmt.Fprintf(w, "number:\t%s\n", r.Number)
+	}
+	if r.Contact != nil {
+		fmt.Fprintf(w, "contact:\t%s (id %d)\n", r.Contact.Name, r.Contact.ID)
+	}
+	if r.Matter != nil {
+		fmt.Fprintf(w, "matter:\t%s (id %d)\n", r.Matter.DisplayNumber, r.Matter.ID)
+	}
+	if r.Staff != nil {
+		fmt.Fprintf(w, "responsible staff:\t%s (id %d)\n", r.Staff.Name, r.Staff.ID)
+	}
+	if r.Cached {
+		fmt.Fprintf(w, "cached:\tyes\n")
+	}
+	_ = w.Flush()
+}
+
+type staffJSON struct {
+	ID               int64  `json:"id"`
+	Name             string `json:"name"`
+	Email            string `json:"email,omitempty"`
+	Phone            string `json:"phone"`
+	Enabled          bool   `json:"enabled"`
+	SubscriptionType string `json:"subscription_type,omitempty"`
+	Rule             string `json:"rule"`
+}
+
+func clioStaff(ctx context.Context, s stdio, args []string) error {
+	fs, cfgPath := newFlags("clio staff")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if _, err := parseArgs(fs, args); err != nil {
+		return err
+	}
+	env, err := openClioEnv(ctx, s, *cfgPath)
+	if err != nil {
+		return err
+	}
+	defer env.done()
+	if env.deps.mode == clioNone {
+		return errors.New("clio is not connected: run `matterline clio connect` or set clio.access_token")
+	}
+	c := env.deps.client
+	users, resp, err := c.Users.List(ctx, clio.ListOptions{})
+	for page := 1; err == nil && resp.NextPage != "" && page < 50; page++ {
+		var more []clio.User
+		if more, resp, err = c.Users.ListNext(ctx, resp.NextPage); err == nil {
+			users = append(users, more...)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("list clio users: %w", err)
+	}
+	out := make([]staffJSON, 0, len(users))
+	for _, u := range users {
+		rule, err := ruleFor(ctx, u.ID, u.Name)
+		if err != nil {
+			return fmt.Errorf("rule for clio user %d: %w", u.ID, err)
+		}
+		out = append(out, staffJSON{ID: u.ID, Name: u.Name, Email: u.Email, Phone: u.PhoneNumber,
+			Enabled: u.Enabled == nil || *u.Enabled, SubscriptionType: u.SubscriptionType, Rule: rule})
+	}
+	if *asJSON {
+		return writeJSONOut(s.out, out)
+	}
+	w := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "ID\tNAME\tPHONE\tENABLED\tRULE")
+	for _, u := range out {
+		rule := u.Rule
+		if rule == "" {
+			rule = "-"
+		}
+		fmt.Fprintf(w, "%d\t%s\t%s\t%v\t%s\n", u.ID, u.Name, u.Phone, map[bool]string{true: "yes", false: "no"}[u.Enabled], rule)
+	}
+	return w.Flush()
+}
+
+func writeJSONOut(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

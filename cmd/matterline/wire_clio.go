@@ -3,21 +3,250 @@ package main
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"fmt"
 	"log/slog"
+	"net/http"
 
+	"github.com/matterline/matterline/clio"
+	"github.com/matterline/matterline/clio/cliotest"
 	"github.com/matterline/matterline/config"
-	"github.com/matterline/matterline/lookup"
+	"github.com/matterline/matterline/configs"
 )
 
-// openLookup builds the caller lookup of the configuration: Clio with its SQLite
-// cache when a connection is configured, else a lookup that answers unconfigured.
-// The returned close func releases it. (Placeholder until the clio package lands.)
-func openLookup(ctx context.Context, cfg *config.Config, db *sql.DB, log *slog.Logger) (lookuper, func(), error) {
-	return unconfiguredLookup{}, func() {}, nil
+// ruleFor says which transfer rule serves a Clio user (for `clio staff`); "" =
+// none. The lead connects it to the routing store.
+var ruleFor = func(ctx context.Context, userID int64, name string) (string, error) { return "", nil }
+
+// clioMode is how matterline is connected to Clio.
+type clioMode uint8
+
+const (
+	clioNone   clioMode = iota // neither a static token nor stored OAuth tokens
+	clioStatic                 // clio.access_token / MATTERLINE_CLIO_ACCESS_TOKEN
+	clioOAuth                  // tokens from `clio connect`, stored in SQLite
+)
+
+func (m clioMode) String() string {
+	switch m {
+	case clioStatic:
+		return "static_token"
+	case clioOAuth:
+		return "oauth"
+	}
+	return "none"
 }
 
-type unconfiguredLookup struct{}
+// clioDeps is the Clio side of the configuration, built by newClio.
+type clioDeps struct {
+	mode    clioMode
+	region  clio.Region
+	storage *clio.Storage
+	conn    *clio.Connection // set when client credentials or stored tokens exist
+	client  *clio.Client     // nil without a token and without app credentials
+}
 
-func (unconfiguredLookup) Lookup(context.Context, string) lookup.Result {
-	return lookup.Result{Status: lookup.StatusUnconfigured, Reason: "clio_not_configured"}
+// newClio builds the Clio client of cfg: the static token wins; else stored OAuth
+// tokens (in their own region); else no client.
+func newClio(ctx context.Context, cfg *config.Config, db *sql.DB, log *slog.Logger, hc *http.Client) (*clioDeps, error) {
+	st, err := clio.OpenStorage(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	region, err := clio.ParseRegion(cfg.Clio.Region)
+	if err != nil {
+		return nil, err
+	}
+	if hc == nil {
+		hc = &http.Client{} // per-request timeouts come from clio.request_timeout
+	}
+	d := &clioDeps{region: region, storage: st}
+	tok, err := st.LoadToken(ctx)
+	switch {
+	case err == nil:
+		d.region = tok.Region
+	case !errors.Is(err, clio.ErrNotConnected):
+		return nil, err
+	}
+	stored := err == nil
+	if stored || cfg.Clio.ClientID != "" {
+		d.conn, err = clio.NewConnection(clio.ConnectionOptions{
+			Region: d.region, BaseURL: cfg.Clio.BaseURL, ClientID: cfg.Clio.ClientID,
+			ClientSecret: cfg.Clio.ClientSecret, RedirectURL: cfg.Clio.RedirectURL,
+			Storage: st, HTTPClient: hc, Logger: log,
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	var auth clio.Authorizer
+	switch {
+	case cfg.Clio.AccessToken != "":
+		d.mode, d.region, auth = clioStatic, region, clio.StaticToken(cfg.Clio.AccessToken)
+	case stored:
+		d.mode, auth = clioOAuth, d.conn
+	case d.conn != nil:
+		// App credentials but no tokens yet: lookups answer unconfigured until an
+		// admin connects (from the CLI or /oauth/clio/start); the Connection then
+		// reads the new tokens from the database without a restart.
+		auth = d.conn
+	default:
+		return d, nil
+	}
+	d.client, err = clio.NewClient(clio.ClientOptions{
+		Region: d.region, BaseURL: cfg.Clio.BaseURL, Auth: auth, HTTPClient: hc,
+		RequestTimeout: cfg.Clio.RequestTimeout.D(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// newClioService builds the caller lookup over d (unconfigured when d has no client).
+func newClioService(cfg *config.Config, d *clioDeps, log *slog.Logger) (*clio.Service, error) {
+	c := cfg.Clio
+	o := clio.ServiceOptions{
+		Client: d.client, Storage: d.storage, DefaultCountry: c.DefaultCountry,
+		CacheTTL: c.CacheTTL.D(), NegativeTTL: c.NegativeTTL.D(), LookupTimeout: c.LookupTimeout.D(),
+		MaxPages: c.MaxPages, BreakerFailures: c.BreakerFailures, BreakerCooldown: c.BreakerCooldown.D(),
+		RateLimitReserve: c.RateLimitReserve, Logger: log,
+	}
+	var err error
+	if o.Match, err = clio.ParseMatchMode(c.Match); err != nil {
+		return nil, err
+	}
+	if o.MatterPolicy, err = clio.ParseMatterPolicy(c.MatterPolicy); err != nil {
+		return nil, err
+	}
+	for _, s := range c.MatterStatus {
+		ms, err := clio.ParseMatterStatus(s)
+		if err != nil {
+			return nil, err
+		}
+		o.MatterStatus = append(o.MatterStatus, ms)
+	}
+	for _, s := range c.StaffPreference {
+		f, err := clio.ParseStaffField(s)
+		if err != nil {
+			return nil, err
+		}
+		o.StaffPreference = append(o.StaffPreference, f)
+	}
+	return clio.NewService(o), nil
+}
+
+// openLookup builds the caller lookup of the configuration: Clio with its SQLite
+// cache when a connection is configured (static token or stored OAuth tokens),
+// else a lookup that answers unconfigured. The returned close func releases it.
+func openLookup(ctx context.Context, cfg *config.Config, db *sql.DB, log *slog.Logger) (lookuper, func(), error) {
+	d, err := newClio(ctx, cfg, db, log, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("clio: %w", err)
+	}
+	svc, err := newClioService(cfg, d, log)
+	if err != nil {
+		return nil, nil, fmt.Errorf("clio: %w", err)
+	}
+	if d.mode == clioNone {
+		log.Info("clio not configured: caller lookups answer unconfigured")
+	} else {
+		log.Info("clio lookup ready", "mode", d.mode.String(), "region", d.region)
+	}
+	return svc, func() {}, nil
+}
+
+// clioUserFromConfig returns a Clio user's name and phone number from the
+// configured connection. It has the shape of cmd_rules.go's clioUserByID hook
+// (`rules add --from-clio-user ID`), for the lead to wire.
+func clioUserFromConfig(ctx context.Context, cfg *config.Config, id int64) (name, phone string, err error) {
+	db, err := openDB(cfg)
+	if err != nil {
+		return "", "", err
+	}
+	defer db.Close()
+	d, err := newClio(ctx, cfg, db, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		return "", "", err
+	}
+	if d.mode == clioNone {
+		return "", "", errors.New("clio is not connected: run `matterline clio connect` or set clio.access_token")
+	}
+	users, resp, err := d.client.Users.List(ctx, clio.ListOptions{})
+	for page := 1; err == nil; page++ {
+		for _, u := range users {
+			if u.ID == id {
+				return u.Name, u.PhoneNumber, nil
+			}
+		}
+		if resp.NextPage == "" || page >= 50 {
+			break
+		}
+		users, resp, err = d.client.Users.ListNext(ctx, resp.NextPage)
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("list clio users: %w", err)
+	}
+	return "", "", fmt.Errorf("no clio user with id %d", id)
+}
+
+// clioOAuthHandler is the browser side of connecting Clio for the running server:
+// mount it on the HTTP mux at clio.StartPath and clio.CallbackPath. The redirect
+// URI is clio.redirect_url or http://<http.listen>/oauth/clio/callback. Without app
+// credentials it answers 503 with what to configure.
+func clioOAuthHandler(ctx context.Context, cfg *config.Config, db *sql.DB, log *slog.Logger) (http.Handler, error) {
+	if cfg.Clio.ClientID == "" || cfg.Clio.ClientSecret == "" {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "clio.client_id and clio.client_secret are not configured", http.StatusServiceUnavailable)
+		}), nil
+	}
+	st, err := clio.OpenStorage(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	region, err := clio.ParseRegion(cfg.Clio.Region)
+	if err != nil {
+		return nil, err
+	}
+	redirect := cfg.Clio.RedirectURL
+	if redirect == "" {
+		redirect = "http://" + cfg.HTTP.Listen + clio.CallbackPath
+	}
+	hc := &http.Client{}
+	conn, err := clio.NewConnection(clio.ConnectionOptions{Region: region, BaseURL: cfg.Clio.BaseURL,
+		ClientID: cfg.Clio.ClientID, ClientSecret: cfg.Clio.ClientSecret, RedirectURL: redirect,
+		Storage: st, HTTPClient: hc, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	client, err := clio.NewClient(clio.ClientOptions{Region: region, BaseURL: cfg.Clio.BaseURL, Auth: conn,
+		HTTPClient: hc, RequestTimeout: cfg.Clio.RequestTimeout.D()})
+	if err != nil {
+		return nil, err
+	}
+	return &clio.OAuthHandler{Conn: conn, Client: client, Logger: log}, nil
+}
+
+// startDemoClio starts the sandbox Clio of `matterline demo`: the fake
+// (clio/cliotest) seeded with configs/demo/clio.json on a loopback port, and
+// points cfg's Clio connection at it with the fixture's static token. It is not
+// a real Clio and says so in the log. stop shuts it down.
+func startDemoClio(cfg *config.Config, log *slog.Logger) (stop func(), err error) {
+	f, err := configs.Demo.Open(configs.DemoClioFixture)
+	if err != nil {
+		return nil, fmt.Errorf("demo clio fixture: %w", err)
+	}
+	defer f.Close()
+	fx, err := cliotest.ParseFixture(f)
+	if err != nil {
+		return nil, err
+	}
+	if len(fx.Tokens) == 0 {
+		return nil, errors.New("demo clio fixture has no token")
+	}
+	srv := cliotest.Start(fx, cliotest.Options{})
+	cfg.Clio.BaseURL, cfg.Clio.AccessToken = srv.URL, fx.Tokens[0]
+	log.Warn("SANDBOX: using the built-in fake Clio with demo data, not a real Clio account",
+		"url", srv.URL, "contacts", len(fx.Contacts), "matters", len(fx.Matters), "demo_caller", "+12175552171")
+	return srv.Close, nil
 }
