@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,6 +44,7 @@ func cmdClio(ctx context.Context, s stdio, args []string) error {
 type clioEnv struct {
 	cfg  *config.Config
 	log  *slog.Logger
+	db   *sql.DB
 	deps *clioDeps
 	done func()
 }
@@ -66,7 +68,7 @@ func openClioEnvCfg(ctx context.Context, s stdio, cfg *config.Config) (*clioEnv,
 		db.Close()
 		return nil, err
 	}
-	return &clioEnv{cfg: cfg, log: log, deps: d, done: func() { db.Close() }}, nil
+	return &clioEnv{cfg: cfg, log: log, db: db, deps: d, done: func() { db.Close() }}, nil
 }
 
 func clioConnect(ctx context.Context, s stdio, args []string) error {
@@ -434,6 +436,10 @@ func clioStaff(ctx context.Context, s stdio, args []string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("list clio users: %w", err)
+	}
+	ruleFor, err := ruleForFunc(ctx, env)
+	if err != nil {
+		return err
 	}
 	out := make([]staffJSON, 0, len(users))
 	for _, u := range users {

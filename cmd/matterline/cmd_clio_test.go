@@ -137,14 +137,8 @@ func TestClioLookupUnconfiguredCLI(t *testing.T) {
 
 func TestClioStaffCLI(t *testing.T) {
 	c := newClioCLI(t, "  access_token: demo-token\n")
-	saved := ruleFor
-	t.Cleanup(func() { ruleFor = saved })
-	ruleFor = func(_ context.Context, id int64, name string) (string, error) {
-		if id == 501 && name == "Felix Dubinsky" {
-			return "felix", nil
-		}
-		return "", nil
-	}
+	// A real rule in the same database serves Felix; `clio staff` must say so.
+	c.ok("rules", "add", "felix", "--to", "+12175550101", "--staff-id", "501", "--staff", "Felix Dubinsky")
 	var staff []staffJSON
 	if err := json.Unmarshal([]byte(c.ok("clio", "staff", "--json")), &staff); err != nil {
 		t.Fatal(err)
@@ -358,5 +352,18 @@ func TestClioOAuthHandlerForServer(t *testing.T) {
 	}
 	if out := c.ok("clio", "status"); !strings.Contains(out, "Morgan Reyes (user 506)") {
 		t.Errorf("status: %s", out)
+	}
+}
+
+// rules add --from-clio-user reads the user from (fake) Clio through the real client.
+func TestRulesAddFromClioUserAgainstFake(t *testing.T) {
+	c := newClioCLI(t, "  access_token: demo-token\n")
+	c.ok("rules", "add", "felix", "--from-clio-user", "501", "--mode", "warm")
+	var r map[string]any
+	if err := json.Unmarshal([]byte(c.ok("rules", "show", "felix", "--json")), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r["staff"] != "Felix Dubinsky" || r["staff_id"] != float64(501) || r["to"] != "+12175550101" || r["mode"] != "warm" {
+		t.Errorf("rule from clio user: %v", r)
 	}
 }

@@ -18,9 +18,7 @@ import (
 // clioUserByID returns a Clio user's name and phone number for
 // `rules add NAME --from-clio-user ID`. It is the one deliberate package-level
 // hook of this command: the lead wires it to the clio package; tests stub it.
-var clioUserByID = func(ctx context.Context, cfg *config.Config, id int64) (name, phone string, err error) {
-	return "", "", errors.New("clio user lookup not wired")
-}
+var clioUserByID = clioUserFromConfig
 
 const rulesUsage = `usage: matterline rules COMMAND [flags]
   add NAME --to DEST [--staff NAME] [--staff-id N] [--from-clio-user ID] [--mode cold|warm]

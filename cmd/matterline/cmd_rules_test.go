@@ -396,7 +396,7 @@ func TestClosuresCLI(t *testing.T) {
 
 func TestRulesAddFromClioUser(t *testing.T) {
 	c := newRulesCLI(t)
-	c.fails(1, []string{`rule "felix": from-clio-user 501: clio user lookup not wired`}, "rules", "add", "felix", "--from-clio-user", "501")
+	c.fails(1, []string{`rule "felix": from-clio-user 501: clio is not connected`}, "rules", "add", "felix", "--from-clio-user", "501")
 
 	saved := clioUserByID
 	t.Cleanup(func() { clioUserByID = saved })

@@ -12,11 +12,24 @@ import (
 	"github.com/matterline/matterline/clio/cliotest"
 	"github.com/matterline/matterline/config"
 	"github.com/matterline/matterline/configs"
+	"github.com/matterline/matterline/routing"
 )
 
-// ruleFor says which transfer rule serves a Clio user (for `clio staff`); "" =
-// none. The lead connects it to the routing store.
-var ruleFor = func(ctx context.Context, userID int64, name string) (string, error) { return "", nil }
+// ruleForFunc returns, for `clio staff`, a func saying which transfer rule serves a
+// Clio user ("" = none), read from the routing store of env's database. Tests
+// replace it.
+var ruleForFunc = func(ctx context.Context, env *clioEnv) (func(ctx context.Context, userID int64, name string) (string, error), error) {
+	st, err := routing.NewStore(ctx, env.db, firmOf(env.cfg), routing.WithLogger(env.log))
+	if err != nil {
+		return nil, err
+	}
+	set := st.Rules()
+	st.Close()
+	return func(_ context.Context, id int64, name string) (string, error) {
+		rule, _ := set.ServedBy(id, name)
+		return rule, nil
+	}, nil
+}
 
 // clioMode is how matterline is connected to Clio.
 type clioMode uint8
