@@ -1,0 +1,377 @@
+// Package httpapi is matterline's HTTP control and admin API: health and
+// metrics for operators, the live calls an external voice agent reads and
+// transfers, the transfer rules admins edit, call records, messages, a
+// server-sent event stream of call events and the run-time SIP trace switch.
+//
+// Routes use net/http's method and wildcard patterns (Go 1.22). Every /v1 route
+// requires "Authorization: Bearer TOKEN" when Options.Token is set (RFC 6750
+// §2.1; failures answer 401 with a WWW-Authenticate challenge, §3); /healthz and
+// /metrics stay open for probes and scrapers. CheckListen refuses to serve
+// beyond loopback without a token. Unsafe cross-origin browser requests are
+// refused (net/http.CrossOriginProtection) so a web page cannot drive a
+// loopback API that has no token.
+//
+// Errors are JSON objects {"error": CODE, "message": TEXT} where CODE is stable
+// (unauthorized, forbidden, not_found, method_not_allowed, bad_request,
+// conflict, unprocessable, too_large, not_implemented, internal); request bodies
+// are capped (Options.MaxBodyBytes, 413 too_large beyond it).
+//
+// GET /v1/events streams events.Event values as server-sent events (WHATWG HTML
+// Living Standard, "Server-sent events"): "id:" is the event sequence number,
+// "event:" its type, "data:" the event as one line of JSON; a comment line is
+// sent as a heartbeat every Options.Heartbeat so proxies keep the stream open.
+//
+// The package owns no calls, rules or records: it consumes small interfaces
+// (Calls, Rules, CDR, Messages, Events, Health, SIPTrace) that the server wires
+// to the SIP core, the routing store and the event bus.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/matterline/matterline/events"
+	"github.com/matterline/matterline/lookup"
+	"github.com/matterline/matterline/routing"
+)
+
+// Calls is the SIP core's live call registry as the API needs it.
+type Calls interface {
+	// List returns the calls in progress.
+	List(ctx context.Context) ([]Call, error)
+	// Get returns one call, or an error wrapping ErrCallNotFound.
+	Get(ctx context.Context, id string) (Call, error)
+	// Transfer routes intent for the call and, when the decision is a
+	// transfer, starts it and returns without waiting for its outcome (that
+	// arrives as a transfer_result event). ctx is the HTTP request's: the
+	// transfer itself must not be tied to it. Errors: ErrCallNotFound, and
+	// ErrCallState when the call cannot be transferred now (not answered yet,
+	// already transferring or ending).
+	Transfer(ctx context.Context, id string, intent routing.Intent) (routing.Decision, error)
+	// Hangup starts ending the call (BYE). Errors: ErrCallNotFound, ErrCallState.
+	Hangup(ctx context.Context, id string) error
+}
+
+// Rules is the transfer rule store. Rules travel as JSON objects whose schema
+// the routing package owns (the same fields as `matterline rules show --json`).
+// Validation failures are *ValidationError (or wrap one).
+type Rules interface {
+	List(ctx context.Context) ([]json.RawMessage, error)
+	// Get returns a rule or an error wrapping ErrRuleNotFound.
+	Get(ctx context.Context, name string) (json.RawMessage, error)
+	// Create stores a new rule and returns it as stored; ErrRuleExists when the
+	// name is taken.
+	Create(ctx context.Context, rule json.RawMessage) (json.RawMessage, error)
+	// Put creates or replaces the rule called name and returns it as stored.
+	Put(ctx context.Context, name string, rule json.RawMessage) (json.RawMessage, error)
+	// Delete removes a rule; ErrRuleNotFound when there is none.
+	Delete(ctx context.Context, name string) error
+}
+
+// CDR lists call records.
+type CDR interface {
+	// List returns up to limit records of calls started at or after since
+	// (zero: no bound), newest first.
+	List(ctx context.Context, since time.Time, limit int) ([]CallRecord, error)
+}
+
+// Messages lists the voice messages callers left.
+type Messages interface {
+	// List returns up to limit messages recorded at or after since (zero: no
+	// bound), newest first.
+	List(ctx context.Context, since time.Time, limit int) ([]Message, error)
+}
+
+// Events is the call event bus; *events.Bus implements it.
+type Events interface {
+	Subscribe(buffer int) *events.Subscription
+}
+
+// Health reports whether the server is draining before it stops.
+type Health interface {
+	Draining() bool
+}
+
+// SIPTrace is the run-time switch of the SIP message trace.
+type SIPTrace interface {
+	Set(enabled bool)
+	Enabled() bool
+}
+
+// Call is a call in progress as the API shows it.
+type Call struct {
+	ID string
+	// Caller is the caller's number (E.164 when it could be normalized).
+	Caller string
+	// Called is the number or URI the caller dialled.
+	Called string
+	// State is the SIP core's call state name ("ringing", "answered",
+	// "transferring", ...).
+	State   string
+	Started time.Time
+	// Lookup is what the caller lookup found so far (Status unknown while it runs).
+	Lookup lookup.Result
+	// Decision is the last routing decision on the call, if any.
+	Decision *routing.Decision
+}
+
+// MarshalJSON renders the call with the lookup in the DESIGN.md contract shape:
+// {"id", "caller", "called", "state", "started", "lookup": {"status",
+// "contact": {"id", "name"}, "matter": {"id", "display_number"},
+// "responsible_staff": {"id", "name"}, "reason"}, "decision": {...}}.
+func (c Call) MarshalJSON() ([]byte, error) {
+	type lookupJSON struct {
+		lookup.Contract
+		Reason string `json:"reason,omitempty"`
+	}
+	v := struct {
+		ID       string        `json:"id"`
+		Caller   string        `json:"caller"`
+		Called   string        `json:"called,omitempty"`
+		State    string        `json:"state"`
+		Started  time.Time     `json:"started"`
+		Lookup   lookupJSON    `json:"lookup"`
+		Decision *decisionJSON `json:"decision,omitempty"`
+	}{
+		ID: c.ID, Caller: c.Caller, Called: c.Called, State: c.State, Started: c.Started,
+		Lookup: lookupJSON{Contract: c.Lookup.Contract(), Reason: c.Lookup.Reason},
+	}
+	if c.Lookup.Status == lookup.StatusUnknown {
+		v.Lookup.Status = "pending"
+	}
+	if c.Decision != nil {
+		d := toDecisionJSON(*c.Decision)
+		v.Decision = &d
+	}
+	return json.Marshal(v)
+}
+
+// CallRecord is one finished call (a CDR row).
+type CallRecord struct {
+	CallID   string     `json:"call_id"`
+	Caller   string     `json:"caller"`
+	Called   string     `json:"called,omitempty"`
+	Started  time.Time  `json:"started"`
+	Answered *time.Time `json:"answered,omitempty"`
+	Ended    time.Time  `json:"ended"`
+	// Lookup is the lookup outcome; ContactID and Matter what it found.
+	Lookup    lookup.Status `json:"lookup"`
+	ContactID int64         `json:"contact_id,omitempty"`
+	Matter    string        `json:"matter,omitempty"` // display number
+	Intent    string        `json:"intent,omitempty"` // routing.Intent text form
+	Rule      string        `json:"rule,omitempty"`
+	Mode      routing.Mode  `json:"mode,omitempty"`
+	// Outcome is how the call ended ("transferred", "message", "hangup", ...).
+	Outcome string `json:"outcome"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// Message is a voice message a caller left.
+type Message struct {
+	ID          string    `json:"id"`
+	CallID      string    `json:"call_id"`
+	Caller      string    `json:"caller"`
+	ContactName string    `json:"contact_name,omitempty"`
+	StaffName   string    `json:"staff_name,omitempty"` // who it is for
+	Rule        string    `json:"rule,omitempty"`
+	Recorded    time.Time `json:"recorded"`
+	Seconds     float64   `json:"seconds"`
+}
+
+// decisionJSON is the DESIGN.md decision object.
+type decisionJSON struct {
+	Action      routing.Action   `json:"action"`
+	Rule        string           `json:"rule"`
+	Mode        routing.Mode     `json:"mode"`
+	Destination string           `json:"destination"`
+	CallerID    routing.CallerID `json:"caller_id"`
+	Reason      routing.Reason   `json:"reason"`
+}
+
+func toDecisionJSON(d routing.Decision) decisionJSON {
+	return decisionJSON{Action: d.Action, Rule: d.Rule, Mode: d.Mode, Destination: d.Destination,
+		CallerID: d.CallerID, Reason: d.Reason}
+}
+
+// Defaults of Options.
+const (
+	DefaultMaxBodyBytes = 64 << 10
+	DefaultHeartbeat    = 15 * time.Second
+)
+
+// Options configures New. Zero values mean defaults; a nil interface makes its
+// routes answer 501 not_implemented (nil Health: always ready).
+type Options struct {
+	// Token, when set, is required as a bearer token on every /v1 route.
+	Token string
+
+	Calls    Calls
+	Rules    Rules
+	CDR      CDR
+	Messages Messages
+	Events   Events
+	Health   Health
+	SIPTrace SIPTrace
+
+	// Metrics serves GET /metrics (for example metrics.Metrics.Handler()).
+	Metrics http.Handler
+	// Extra serves every path no API route matches outside /v1 (for example
+	// the Clio OAuth connect and callback pages). It is not behind the token.
+	Extra http.Handler
+
+	// Logger receives internal errors (default slog.Default()).
+	Logger *slog.Logger
+	// MaxBodyBytes caps request bodies (default DefaultMaxBodyBytes).
+	MaxBodyBytes int64
+	// Heartbeat is the interval of SSE heartbeat comments (default DefaultHeartbeat).
+	Heartbeat time.Duration
+	// Now is the clock for relative ?since= values (default time.Now).
+	Now func() time.Time
+}
+
+// Server is the API handler. Create it with New; it implements http.Handler.
+type Server struct {
+	opts    Options
+	handler http.Handler
+
+	closing   chan struct{}
+	closeOnce sync.Once
+}
+
+// New returns the API handler for opts.
+func New(opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opts.Heartbeat <= 0 {
+		opts.Heartbeat = DefaultHeartbeat
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Server{opts: opts, closing: make(chan struct{})}
+	s.handler = s.routes()
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// Close ends the open event streams, so that http.Server.Shutdown does not wait
+// for them (register it with http.Server.RegisterOnShutdown). Other routes keep
+// working. It is idempotent.
+func (s *Server) Close() { s.closeOnce.Do(func() { close(s.closing) }) }
+
+// route is one path with its handlers by method.
+type route struct {
+	path    string
+	v1      bool
+	methods map[string]http.HandlerFunc
+}
+
+func (s *Server) routes() http.Handler {
+	table := []route{
+		{"/healthz", false, map[string]http.HandlerFunc{"GET": s.healthz}},
+		{"/metrics", false, map[string]http.HandlerFunc{"GET": s.metrics}},
+		{"/v1/calls", true, map[string]http.HandlerFunc{"GET": s.listCalls}},
+		{"/v1/calls/{id}", true, map[string]http.HandlerFunc{"GET": s.getCall}},
+		{"/v1/calls/{id}/transfer", true, map[string]http.HandlerFunc{"POST": s.transfer}},
+		{"/v1/calls/{id}/hangup", true, map[string]http.HandlerFunc{"POST": s.hangup}},
+		{"/v1/rules", true, map[string]http.HandlerFunc{"GET": s.listRules, "POST": s.createRule}},
+		{"/v1/rules/{name}", true, map[string]http.HandlerFunc{"GET": s.getRule, "PUT": s.putRule, "DELETE": s.deleteRule}},
+		{"/v1/cdr", true, map[string]http.HandlerFunc{"GET": s.listCDR}},
+		{"/v1/messages", true, map[string]http.HandlerFunc{"GET": s.listMessages}},
+		{"/v1/events", true, map[string]http.HandlerFunc{"GET": s.events}},
+		{"/v1/debug/siptrace", true, map[string]http.HandlerFunc{"GET": s.getSIPTrace, "POST": s.setSIPTrace}},
+	}
+	csrf := http.NewCrossOriginProtection()
+	csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusForbidden, "forbidden", "cross-origin request refused")
+	}))
+	protect := func(h http.Handler) http.Handler { return s.authenticate(csrf.Handler(h)) }
+
+	mux := http.NewServeMux()
+	for _, rt := range table {
+		var allow []string
+		for _, m := range []string{"GET", "POST", "PUT", "DELETE"} {
+			h, ok := rt.methods[m]
+			if !ok {
+				continue
+			}
+			allow = append(allow, m)
+			if m == "GET" {
+				allow = append(allow, "HEAD")
+			}
+			var handler http.Handler = h
+			if rt.v1 {
+				handler = protect(h)
+			}
+			mux.Handle(m+" "+rt.path, handler)
+		}
+		// The same path without a method catches the other methods: a JSON 405
+		// instead of the mux's plain-text one.
+		var notAllowed http.Handler = methodNotAllowed(allow)
+		if rt.v1 {
+			notAllowed = protect(notAllowed)
+		}
+		mux.Handle(rt.path, notAllowed)
+	}
+	mux.Handle("/v1/", protect(http.HandlerFunc(notFound)))
+	if s.opts.Extra != nil {
+		mux.Handle("/", s.opts.Extra)
+	} else {
+		mux.HandleFunc("/", notFound)
+	}
+	return mux
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Health != nil && s.opts.Health.Draining() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Metrics == nil {
+		writeError(w, http.StatusNotImplemented, "not_implemented", "metrics are not enabled")
+		return
+	}
+	s.opts.Metrics.ServeHTTP(w, r)
+}
+
+func (s *Server) getSIPTrace(w http.ResponseWriter, r *http.Request) {
+	if s.opts.SIPTrace == nil {
+		notImplemented(w, "sip trace")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"enabled": s.opts.SIPTrace.Enabled()})
+}
+
+func (s *Server) setSIPTrace(w http.ResponseWriter, r *http.Request) {
+	if s.opts.SIPTrace == nil {
+		notImplemented(w, "sip trace")
+		return
+	}
+	var req struct {
+		Enabled *bool `json:"enabled"`
+	}
+	if !s.decode(w, r, &req) {
+		return
+	}
+	if req.Enabled == nil {
+		writeError(w, http.StatusBadRequest, "bad_request", `body must be {"enabled": true|false}`)
+		return
+	}
+	s.opts.SIPTrace.Set(*req.Enabled)
+	s.opts.Logger.Info("httpapi: sip trace switched", "enabled", *req.Enabled)
+	writeJSON(w, http.StatusOK, map[string]bool{"enabled": s.opts.SIPTrace.Enabled()})
+}
