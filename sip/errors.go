@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
-	sipgo "github.com/emiago/sipgo/sip"
+	gosip "github.com/emiago/sipgo/sip"
 
 	"github.com/matterline/matterline/media"
 )
@@ -36,6 +37,16 @@ type IntervalTooSmallError struct {
 
 func (e *IntervalTooSmallError) Error() string {
 	return fmt.Sprintf("sip: session interval %s below min-se %s", e.Requested, e.MinSE)
+}
+
+// BadExtensionError is a Require option we do not support (RFC 3261 §8.2.2.3: 420
+// with Unsupported).
+type BadExtensionError struct {
+	Options []string
+}
+
+func (e *BadExtensionError) Error() string {
+	return fmt.Sprintf("sip: unsupported extensions %s", strings.Join(e.Options, ", "))
 }
 
 // EndReason says why a call ended; stable for logs and call records. The zero value
@@ -86,6 +97,7 @@ type sipStatus struct {
 // become SIP (STYLE 7).
 func mapError(err error) sipStatus {
 	var tooSmall *IntervalTooSmallError
+	var badExt *BadExtensionError
 	switch {
 	case err == nil:
 		return sipStatus{Code: 200, Phrase: "OK"}
@@ -105,6 +117,8 @@ func mapError(err error) sipStatus {
 		return sipStatus{Code: 488, Phrase: "Not Acceptable Here", WarnCode: 399, Warning: "malformed sdp", End: EndRejected}
 	case errors.As(err, &tooSmall):
 		return sipStatus{Code: 422, Phrase: "Session Interval Too Small", End: EndRejected}
+	case errors.As(err, &badExt):
+		return sipStatus{Code: 420, Phrase: "Bad Extension", End: EndRejected}
 	case errors.Is(err, ErrBadRequest):
 		return sipStatus{Code: 400, Phrase: "Bad Request", End: EndRejected}
 	case errors.Is(err, ErrCallNotFound):
@@ -115,11 +129,11 @@ func mapError(err error) sipStatus {
 		return sipStatus{Code: 491, Phrase: "Request Pending", End: EndRejected}
 	case errors.Is(err, ErrUnsupportedBody):
 		return sipStatus{Code: 415, Phrase: "Unsupported Media Type", End: EndRejected}
-	case errors.Is(err, sipgo.ErrTransactionCanceled):
+	case errors.Is(err, gosip.ErrTransactionCanceled):
 		return sipStatus{Code: 487, Phrase: "Request Terminated", End: EndCallerCancel}
 	case errors.Is(err, ErrNoAck):
 		return sipStatus{Code: 408, Phrase: "Request Timeout", End: EndNoAck}
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, sipgo.ErrTransactionTimeout):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, gosip.ErrTransactionTimeout):
 		return sipStatus{Code: 408, Phrase: "Request Timeout", End: EndError}
 	case errors.Is(err, context.Canceled):
 		return sipStatus{Code: 487, Phrase: "Request Terminated", End: EndShutdown}

@@ -1,0 +1,229 @@
+package testphone
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/pion/rtp"
+)
+
+// Packet is one received RTP packet.
+type Packet struct {
+	PayloadType uint8
+	Seq         uint16
+	Timestamp   uint32
+	SSRC        uint32
+	Marker      bool
+	Payload     []byte
+	At          time.Time
+}
+
+// RTPPeer is a phone's media socket: it records every RTP packet it receives and
+// sends RFC 4733 DTMF and G.711 silence from the same socket (so symmetric RTP
+// latches on it).
+type RTPPeer struct {
+	conn *net.UDPConn
+	done chan struct{}
+
+	mu      sync.Mutex
+	packets []Packet
+	remote  netip.AddrPort
+	seq     uint16
+	ts      uint32
+	ssrc    uint32
+}
+
+// NewRTPPeer binds 127.0.0.1 on a free port.
+func NewRTPPeer() (*RTPPeer, error) {
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return nil, fmt.Errorf("testphone: rtp listen: %w", err)
+	}
+	var b [10]byte
+	_, _ = rand.Read(b[:])
+	r := &RTPPeer{conn: conn, done: make(chan struct{}),
+		seq: binary.BigEndian.Uint16(b[0:2]), ts: binary.BigEndian.Uint32(b[2:6]), ssrc: binary.BigEndian.Uint32(b[6:10])}
+	go r.read()
+	return r, nil
+}
+
+func (r *RTPPeer) read() {
+	defer close(r.done)
+	buf := make([]byte, 2048)
+	for {
+		n, _, err := r.conn.ReadFromUDP(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		var p rtp.Packet
+		if err := p.Unmarshal(buf[:n]); err != nil {
+			continue
+		}
+		r.mu.Lock()
+		r.packets = append(r.packets, Packet{PayloadType: p.PayloadType, Seq: p.SequenceNumber,
+			Timestamp: p.Timestamp, SSRC: p.SSRC, Marker: p.Marker,
+			Payload: append([]byte(nil), p.Payload...), At: time.Now()})
+		r.mu.Unlock()
+	}
+}
+
+// Addr is the local RTP address.
+func (r *RTPPeer) Addr() netip.AddrPort {
+	return r.conn.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+// SetRemote sets where DTMF and audio go.
+func (r *RTPPeer) SetRemote(ap netip.AddrPort) {
+	r.mu.Lock()
+	r.remote = ap
+	r.mu.Unlock()
+}
+
+// Remote is where DTMF and audio go.
+func (r *RTPPeer) Remote() netip.AddrPort {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.remote
+}
+
+// Packets returns a copy of the packets received so far.
+func (r *RTPPeer) Packets() []Packet {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Packet(nil), r.packets...)
+}
+
+// Count is the number of packets received so far.
+func (r *RTPPeer) Count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.packets)
+}
+
+// WaitPackets waits until at least n packets arrived or timeout passed.
+func (r *RTPPeer) WaitPackets(n int, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if r.Count() >= n {
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return r.Count() >= n
+}
+
+func (r *RTPPeer) send(h rtp.Header, payload []byte) error {
+	r.mu.Lock()
+	remote := r.remote
+	r.mu.Unlock()
+	if !remote.IsValid() {
+		return errors.New("testphone: no remote rtp address")
+	}
+	p := rtp.Packet{Header: h, Payload: payload}
+	b, err := p.Marshal()
+	if err != nil {
+		return err
+	}
+	_, err = r.conn.WriteToUDPAddrPort(b, remote)
+	return err
+}
+
+// dtmfEvent maps a key to its RFC 4733 §3.2 event code.
+func dtmfEvent(key rune) (byte, error) {
+	switch {
+	case key >= '0' && key <= '9':
+		return byte(key - '0'), nil
+	case key == '*':
+		return 10, nil
+	case key == '#':
+		return 11, nil
+	case key >= 'A' && key <= 'D':
+		return byte(12 + key - 'A'), nil
+	}
+	return 0, fmt.Errorf("testphone: no dtmf event for %q", key)
+}
+
+// SendDTMF sends one key press as RFC 4733 telephone-events at payload type pt:
+// five 20 ms updates (marker on the first), then the end packet three times.
+func (r *RTPPeer) SendDTMF(pt uint8, key rune) error {
+	ev, err := dtmfEvent(key)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.ts += 160 * 10
+	ts := r.ts
+	r.mu.Unlock()
+	for i := 1; i <= 5; i++ {
+		dur := uint16(i * 160)
+		if err := r.sendEvent(pt, ts, i == 1, ev, false, dur, true); err != nil {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for i := 0; i < 3; i++ {
+		if err := r.sendEvent(pt, ts, false, ev, true, 6*160, i == 0); err != nil {
+			return err
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	r.mu.Lock()
+	r.ts += 6 * 160
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *RTPPeer) sendEvent(pt uint8, ts uint32, marker bool, ev byte, end bool, dur uint16, newSeq bool) error {
+	r.mu.Lock()
+	if newSeq {
+		r.seq++
+	}
+	h := rtp.Header{Version: 2, PayloadType: pt, SequenceNumber: r.seq, Timestamp: ts, SSRC: r.ssrc, Marker: marker}
+	r.mu.Unlock()
+	flags := byte(10) // volume -10 dBm0
+	if end {
+		flags |= 0x80
+	}
+	payload := []byte{ev, flags, byte(dur >> 8), byte(dur)}
+	return r.send(h, payload)
+}
+
+// SendSilence sends n packets of 20 ms silence at payload type pt (0 PCMU, 8 PCMA).
+func (r *RTPPeer) SendSilence(pt uint8, n int) error {
+	fill := byte(0xFF)
+	if pt == 8 {
+		fill = 0xD5
+	}
+	payload := make([]byte, 160)
+	for i := range payload {
+		payload[i] = fill
+	}
+	for i := 0; i < n; i++ {
+		r.mu.Lock()
+		r.seq++
+		r.ts += 160
+		h := rtp.Header{Version: 2, PayloadType: pt, SequenceNumber: r.seq, Timestamp: r.ts, SSRC: r.ssrc, Marker: i == 0}
+		r.mu.Unlock()
+		if err := r.send(h, payload); err != nil {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return nil
+}
+
+// Close closes the socket and waits for the reader.
+func (r *RTPPeer) Close() error {
+	err := r.conn.Close()
+	<-r.done
+	return err
+}

@@ -1,0 +1,158 @@
+package sip
+
+import (
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/matterline/matterline/lookup"
+	"github.com/matterline/matterline/routing"
+)
+
+// CallState is where a call is in its life. The zero value means unknown.
+type CallState uint8
+
+const (
+	StateUnknown      CallState = iota
+	StateRinging                // INVITE received, not answered yet
+	StateAnswered               // 200 OK sent, waiting for the ACK
+	StateInMenu                 // confirmed; the menu is playing or waiting for a digit
+	StateRouting                // an intent is being decided or served
+	StateTransferring           // handed to the transfer executor
+	StateHeld                   // the caller put the call on hold (re-INVITE sendonly/inactive)
+	StateEnding                 // teardown in progress (BYE, media, ports)
+	StateEnded                  // gone
+)
+
+var callStateNames = [...]string{"unknown", "ringing", "answered", "in_menu", "routing",
+	"transferring", "held", "ending", "ended"}
+
+func (s CallState) String() string {
+	if int(s) < len(callStateNames) {
+		return callStateNames[s]
+	}
+	return "unknown"
+}
+
+// MarshalText renders the state name for JSON.
+func (s CallState) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// CallSnapshot is a copy of a call's public state.
+type CallSnapshot struct {
+	ID         string           `json:"id"`
+	SIPCallID  string           `json:"sip_call_id"`
+	Caller     string           `json:"caller"`
+	Callee     string           `json:"callee"`
+	State      CallState        `json:"state"`
+	Started    time.Time        `json:"started"`
+	Answered   time.Time        `json:"answered,omitzero"`
+	Lookup     lookup.Result    `json:"lookup"`
+	LookupDone bool             `json:"lookup_done"`
+	Intents    []routing.Intent `json:"intents,omitempty"`
+	EndReason  EndReason        `json:"end_reason,omitempty"`
+}
+
+// Registry holds the live calls of a Server. Safe for concurrent use.
+type Registry struct {
+	mu       sync.Mutex
+	byID     map[string]*call
+	byDialog map[string]*call
+}
+
+func newRegistry() *Registry {
+	return &Registry{byID: map[string]*call{}, byDialog: map[string]*call{}}
+}
+
+// List returns snapshots of all live calls, oldest first.
+func (r *Registry) List() []CallSnapshot {
+	r.mu.Lock()
+	calls := make([]*call, 0, len(r.byID))
+	for _, c := range r.byID {
+		calls = append(calls, c)
+	}
+	r.mu.Unlock()
+	out := make([]CallSnapshot, 0, len(calls))
+	for _, c := range calls {
+		out = append(out, c.snapshot())
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Started.Equal(out[j].Started) {
+			return out[i].ID < out[j].ID
+		}
+		return out[i].Started.Before(out[j].Started)
+	})
+	return out
+}
+
+// Get returns the snapshot of call id.
+func (r *Registry) Get(id string) (CallSnapshot, bool) {
+	c := r.call(id)
+	if c == nil {
+		return CallSnapshot{}, false
+	}
+	return c.snapshot(), true
+}
+
+// Count is the number of live calls (ringing ones included).
+func (r *Registry) Count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.byID)
+}
+
+func (r *Registry) call(id string) *call {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.byID[id]
+}
+
+func (r *Registry) all() []*call {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*call, 0, len(r.byID))
+	for _, c := range r.byID {
+		out = append(out, c)
+	}
+	return out
+}
+
+// reserve adds c when fewer than max calls are live.
+func (r *Registry) reserve(c *call, max int) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.byID) >= max {
+		return ErrOverCapacity
+	}
+	r.byID[c.id] = c
+	return nil
+}
+
+// setDialog indexes c by its dialog id; false when c already left the registry
+// (ended meanwhile), so no stale entry is left behind.
+func (r *Registry) setDialog(dialogID string, c *call) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.byID[c.id] != c {
+		return false
+	}
+	c.dialogID = dialogID // guarded by r.mu
+	r.byDialog[dialogID] = c
+	return true
+}
+
+func (r *Registry) byDialogID(dialogID string) *call {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.byDialog[dialogID]
+}
+
+func (r *Registry) remove(c *call) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.byID[c.id] == c {
+		delete(r.byID, c.id)
+	}
+	if c.dialogID != "" && r.byDialog[c.dialogID] == c {
+		delete(r.byDialog, c.dialogID)
+	}
+}
