@@ -36,6 +36,7 @@ import (
 
 	"github.com/matterline/matterline/events"
 	"github.com/matterline/matterline/lookup"
+	"github.com/matterline/matterline/records"
 	"github.com/matterline/matterline/routing"
 )
 
@@ -150,37 +151,13 @@ func (c Call) MarshalJSON() ([]byte, error) {
 	return json.Marshal(v)
 }
 
-// CallRecord is one finished call (a CDR row).
-type CallRecord struct {
-	CallID   string     `json:"call_id"`
-	Caller   string     `json:"caller"`
-	Called   string     `json:"called,omitempty"`
-	Started  time.Time  `json:"started"`
-	Answered *time.Time `json:"answered,omitempty"`
-	Ended    time.Time  `json:"ended"`
-	// Lookup is the lookup outcome; ContactID and Matter what it found.
-	Lookup    lookup.Status `json:"lookup"`
-	ContactID int64         `json:"contact_id,omitempty"`
-	Matter    string        `json:"matter,omitempty"` // display number
-	Intent    string        `json:"intent,omitempty"` // routing.Intent text form
-	Rule      string        `json:"rule,omitempty"`
-	Mode      routing.Mode  `json:"mode,omitempty"`
-	// Outcome is how the call ended ("transferred", "message", "hangup", ...).
-	Outcome string `json:"outcome"`
-	Reason  string `json:"reason,omitempty"`
-}
+// CallRecord is one call's record as stored by package records (the same JSON as
+// `matterline calls --json`).
+type CallRecord = records.CallRecord
 
-// Message is a voice message a caller left.
-type Message struct {
-	ID          string    `json:"id"`
-	CallID      string    `json:"call_id"`
-	Caller      string    `json:"caller"`
-	ContactName string    `json:"contact_name,omitempty"`
-	StaffName   string    `json:"staff_name,omitempty"` // who it is for
-	Rule        string    `json:"rule,omitempty"`
-	Recorded    time.Time `json:"recorded"`
-	Seconds     float64   `json:"seconds"`
-}
+// Message is a recorded voice message as stored by package records (the same JSON
+// as `matterline messages list --json`).
+type Message = records.Message
 
 // decisionJSON is the DESIGN.md decision object.
 type decisionJSON struct {

@@ -362,7 +362,7 @@ func TestCDRAndMessages(t *testing.T) {
 	}
 	recs := r.json(t)["records"].([]any)
 	rec := recs[0].(map[string]any)
-	if rec["lookup"] != "found" || rec["mode"] != "cold" || rec["outcome"] != "transferred" || rec["matter"] != "00101-Quist" {
+	if rec["lookup_status"] != "found" || rec["mode"] != "cold" || rec["outcome"] != "referred" || rec["matter_id"] != float64(101) || rec["sip_call_id"] != "sip-c0" {
 		t.Fatalf("record = %v", rec)
 	}
 	r = e.do(t, "GET", "/v1/cdr?since=2026-11-20T00:00:00Z", "", testToken)

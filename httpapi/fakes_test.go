@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/matterline/matterline/lookup"
+	"github.com/matterline/matterline/records"
 	"github.com/matterline/matterline/routing"
 )
 
@@ -184,9 +185,9 @@ type fakeCDR struct {
 
 func (f *fakeCDR) List(ctx context.Context, since time.Time, limit int) ([]CallRecord, error) {
 	f.gotSince, f.gotLimit = since, limit
-	return []CallRecord{{CallID: "c0", Caller: "+12175552171", Started: t0, Ended: t0.Add(time.Minute),
-		Lookup: lookup.StatusFound, ContactID: 1001, Matter: "00101-Quist", Intent: "responsible",
-		Rule: "felix", Mode: routing.ModeCold, Outcome: "transferred"}}, nil
+	return []CallRecord{{ID: "c0", CallID: "sip-c0", Caller: "+12175552171", Start: t0, End: t0.Add(time.Minute),
+		Lookup: lookup.StatusFound, ContactID: 1001, MatterID: 101, Intents: []string{"responsible"},
+		Rule: "felix", Mode: routing.ModeCold, Outcome: records.OutcomeReferred}}, nil
 }
 
 type fakeMessages struct{}
