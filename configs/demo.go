@@ -12,3 +12,6 @@ var Demo embed.FS
 
 // DemoClioFixture is the path of the fake Clio fixture inside Demo.
 const DemoClioFixture = "demo/clio.json"
+
+// DemoRules is the path of the demo's sample rules (`rules import` YAML) inside Demo.
+const DemoRules = "demo/rules.yaml"

@@ -202,10 +202,20 @@ func (s *Store) Run(ctx context.Context) error {
 		return fmt.Errorf("routing: watch connection: %w", err)
 	}
 	defer conn.Close()
+	// data_version moves on any commit by another connection (call records, the
+	// Clio cache); rules_version moves only when rules or closures change.
+	var lastData, lastRules int64 = -1, -1
 	version := func() (int64, error) {
-		var v int64
-		err := conn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v)
-		return v, err
+		var dv, rv int64
+		if err := conn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&dv); err != nil {
+			return 0, err
+		}
+		if dv == lastData {
+			return lastRules, nil
+		}
+		lastData = dv
+		err := conn.QueryRowContext(ctx, "SELECT version FROM rules_version WHERE id = 1").Scan(&rv)
+		return rv, err
 	}
 	last, err := version()
 	if err != nil && ctx.Err() == nil {
@@ -241,6 +251,7 @@ func (s *Store) Run(ctx context.Context) error {
 			s.log.Warn("routing: data_version", "err", err)
 			continue
 		}
+		lastRules = v
 		if v != last {
 			last, dirty = v, true
 		}

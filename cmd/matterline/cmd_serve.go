@@ -2,13 +2,220 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"syscall"
+	"time"
+
+	"github.com/matterline/matterline/config"
+	"github.com/matterline/matterline/events"
+	"github.com/matterline/matterline/httpapi"
+	"github.com/matterline/matterline/media"
+	"github.com/matterline/matterline/metrics"
+	"github.com/matterline/matterline/records"
+	"github.com/matterline/matterline/routing"
+	"github.com/matterline/matterline/sdnotify"
+	"github.com/matterline/matterline/sip"
 )
 
 func cmdServe(ctx context.Context, s stdio, args []string) error {
-	return errors.New("not implemented yet")
+	fs, cfgPath := newFlags("serve")
+	if _, err := parseArgs(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, s, cfg, nil)
 }
 
-func cmdDemo(ctx context.Context, s stdio, args []string) error {
-	return errors.New("not implemented yet")
+// app is a running matterline: what serve started, stopped in reverse order.
+type app struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	sip     *sip.Server
+	rules   *routing.Store
+	calls   *records.CallStore
+	msgs    *records.MessageStore
+	bus     *events.Bus
+	metrics *metrics.Metrics
+	health  *health
+	httpLn  net.Listener
+	notify  *sdnotify.Notifier
+}
+
+// HTTPAddr is the bound HTTP address.
+func (a *app) HTTPAddr() string { return a.httpLn.Addr().String() }
+
+// serve runs the server until ctx ends. ready, when set, is called once every
+// listener is up (demo prints how to call it).
+func serve(ctx context.Context, s stdio, cfg *config.Config, ready func(*app)) error {
+	log := newLogger(cfg.Log, s.err)
+	if err := httpapi.CheckListen(cfg.HTTP.Listen, cfg.HTTP.Token); err != nil {
+		return fmt.Errorf("http.listen: %w", err)
+	}
+	prompts, err := media.LoadPrompts(cfg.Media.PromptsDir)
+	if err != nil {
+		return fmt.Errorf("media.prompts_dir: %w", err)
+	}
+	lo, hi, err := config.PortRange(cfg.Media.RTPPorts)
+	if err != nil {
+		return fmt.Errorf("media.rtp_ports: %w", err)
+	}
+	ports, err := media.NewPortAllocator(lo, hi, 2*time.Second)
+	if err != nil {
+		return fmt.Errorf("media.rtp_ports: %w", err)
+	}
+	db, err := openDB(cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	// The rules store keeps one connection for PRAGMA data_version polling.
+	db.SetMaxOpenConns(8)
+
+	a := &app{cfg: cfg, log: log, bus: events.NewBus(), metrics: metrics.New(), health: &health{},
+		notify: sdnotify.FromEnv()}
+	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRun()
+
+	if a.rules, err = routing.NewStore(runCtx, db, firmOf(cfg), routing.WithLogger(log)); err != nil {
+		return err
+	}
+	defer a.rules.Close()
+	go a.rules.Run(runCtx)
+	if a.calls, err = records.NewCallStore(runCtx, db); err != nil {
+		return err
+	}
+	if a.msgs, err = records.NewMessageStore(runCtx, db, cfg.Transfer.MessagesDir); err != nil {
+		return fmt.Errorf("transfer.messages_dir: %w", err)
+	}
+	lk, closeLookup, err := openLookup(runCtx, cfg, db, log)
+	if err != nil {
+		return err
+	}
+	defer closeLookup()
+
+	scfg, err := sipConfig(cfg)
+	if err != nil {
+		return err
+	}
+	a.sip, err = sip.NewServer(scfg, sip.WithLogger(log), sip.WithLookup(lk), sip.WithPorts(ports),
+		sip.WithPrompts(prompts), sip.WithRouter(router{store: a.rules, now: time.Now}))
+	if err != nil {
+		return err
+	}
+	if err := a.sip.Start(runCtx); err != nil {
+		return err
+	}
+	defer a.sip.Close()
+
+	stopHTTP, err := a.startHTTP(runCtx, db)
+	if err != nil {
+		return err
+	}
+	defer stopHTTP()
+
+	log.Info("matterline started", "version", version, "sip", a.sip.Addrs(), "http", a.HTTPAddr(),
+		"rtp_ports", cfg.Media.RTPPorts, "database", cfg.Store.Path)
+	_ = a.notify.Ready("serving")
+	if ready != nil {
+		ready(a)
+	}
+	<-ctx.Done()
+	a.shutdown(context.Cause(ctx))
+	return nil
+}
+
+// sipConfig maps the configuration file onto sip.Config.
+func sipConfig(cfg *config.Config) (sip.Config, error) {
+	trusted, err := config.Prefixes(cfg.SIP.TrustedSources)
+	if err != nil {
+		return sip.Config{}, fmt.Errorf("sip.trusted_sources: %w", err)
+	}
+	var ext netip.Addr
+	if cfg.SIP.ExternalIP != "" {
+		if ext, err = netip.ParseAddr(cfg.SIP.ExternalIP); err != nil {
+			return sip.Config{}, fmt.Errorf("sip.external_ip: %w", err)
+		}
+	}
+	return sip.Config{
+		Listen:         cfg.SIP.Listen,
+		ExternalIP:     ext,
+		TrustedSources: trusted,
+		MaxCalls:       cfg.SIP.MaxCalls,
+		RTPInactivity:  cfg.Media.RTPTimeout.D(),
+		AnswerWait:     cfg.Clio.AnswerWait.D(),
+		LookupTimeout:  cfg.Clio.LookupTimeout.D(),
+		Menu:           cfg.IVR.Menu,
+		MenuTimeout:    cfg.IVR.Timeout.D(),
+		MenuAttempts:   cfg.IVR.Attempts,
+		SessionExpires: cfg.SIP.SessionExpires.D(),
+		UserAgent:      "matterline/" + version,
+	}, nil
+}
+
+// startHTTP serves the control API, metrics, health and the Clio OAuth pages on
+// http.listen.
+func (a *app) startHTTP(ctx context.Context, db *sql.DB) (stop func(), err error) {
+	oauth, err := clioOAuthHandler(ctx, a.cfg, db, a.log)
+	if err != nil {
+		return nil, err
+	}
+	api := httpapi.New(httpapi.Options{
+		Token:    a.cfg.HTTP.Token,
+		Calls:    callsAPI{srv: a.sip},
+		Rules:    rulesAPI{store: a.rules},
+		CDR:      cdrAPI{store: a.calls},
+		Messages: messagesAPI{store: a.msgs},
+		Events:   a.bus,
+		Health:   a.health,
+		Metrics:  a.metrics.Handler(),
+		Extra:    oauth,
+		Logger:   a.log,
+	})
+	a.httpLn, err = net.Listen("tcp", a.cfg.HTTP.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("http.listen: %w", err)
+	}
+	hs := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	hs.RegisterOnShutdown(api.Close)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := hs.Serve(a.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("http server stopped", "err", err)
+		}
+	}()
+	return func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(sctx)
+		<-done
+	}, nil
+}
+
+// shutdown drains on SIGTERM (INVITE and OPTIONS get 503, /healthz says draining,
+// calls may finish up to drain_timeout, then BYE) and hangs up at once on SIGINT
+// or any other cause.
+func (a *app) shutdown(cause error) {
+	var sc signalCause
+	bg := context.Background()
+	_ = a.notify.Stopping("stopping")
+	a.health.draining.Store(true)
+	a.metrics.SetDraining(true)
+	if errors.As(cause, &sc) && sc.sig == syscall.SIGTERM {
+		a.log.Info("draining", "calls", a.sip.Registry().Count(), "timeout", a.cfg.DrainTimeout.D())
+		a.sip.Drain(bg, a.cfg.DrainTimeout.D())
+	} else {
+		a.log.Info("hanging up all calls", "calls", a.sip.Registry().Count(), "cause", cause)
+		a.sip.HangupAll(bg)
+	}
+	a.log.Info("stopped")
 }

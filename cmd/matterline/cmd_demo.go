@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/matterline/matterline/config"
+	"github.com/matterline/matterline/configs"
+	"github.com/matterline/matterline/routing"
+	"github.com/matterline/matterline/store"
+)
+
+func cmdDemo(ctx context.Context, s stdio, args []string) error {
+	fs, cfgPath := newFlags("demo")
+	if _, err := parseArgs(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "matterline-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if err := demoConfig(cfg, dir); err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, s.err)
+	stopClio, err := startDemoClio(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopClio()
+	if err := importDemoRules(ctx, cfg); err != nil {
+		return err
+	}
+	return serve(ctx, s, cfg, func(a *app) {
+		hostport := strings.TrimPrefix(a.sip.Addrs()[0], "udp://")
+		fmt.Fprintf(s.out, `matterline demo is running: SANDBOX Clio with demo data, sample rules, database %s
+
+Call it from a softphone on this machine: sip:demo@%s (UDP or TCP), PCMU or PCMA,
+DTMF by RFC 4733 or SIP INFO. Set your softphone's caller ID to +12175552171 (Ada Quist,
+matter 00101-Quist, responsible staff Felix Dubinsky) to be recognised. In the menu press
+1 for your attorney or 0 for the operator.
+With sipp:   sipp -sn uac -s demo -m 1 %s
+Rules:       go run ./cmd/matterline rules list -config <a file with store.path: %s>
+Control API: http://%s/v1/calls    metrics: http://%s/metrics
+Press Ctrl-C to stop.
+`, cfg.Store.Path, hostport, hostport, cfg.Store.Path, a.HTTPAddr(), a.HTTPAddr())
+	})
+}
+
+// demoConfig keeps the demo on loopback with a throw-away database in dir: it never
+// touches a real database or listens beyond this machine.
+func demoConfig(cfg *config.Config, dir string) error {
+	cfg.Store.Path = filepath.Join(dir, "demo.db")
+	cfg.Transfer.MessagesDir = filepath.Join(dir, "messages")
+	port := "5060"
+	if !portFree("127.0.0.1:5060") {
+		port = "0"
+	}
+	cfg.SIP.Listen = []string{"udp://127.0.0.1:" + port, "tcp://127.0.0.1:" + port}
+	cfg.SIP.TrustedSources = []string{"127.0.0.0/8", "::1/128"}
+	cfg.SIP.ExternalIP = ""
+	if cfg.SIP.OutboundProxy == "" {
+		cfg.SIP.OutboundProxy = "sip:127.0.0.1:5070"
+	}
+	if cfg.SIP.ServiceNumber == "" {
+		cfg.SIP.ServiceNumber = "+12175550100"
+	}
+	if cfg.IVR.Operator == "" {
+		cfg.IVR.Operator = "+12175550100"
+	}
+	if !portFree(cfg.HTTP.Listen) {
+		cfg.HTTP.Listen = "127.0.0.1:0"
+	}
+	return cfg.Validate()
+}
+
+// importDemoRules loads the sample rules into the demo database.
+func importDemoRules(ctx context.Context, cfg *config.Config) error {
+	data, err := configs.Demo.ReadFile(configs.DemoRules)
+	if err != nil {
+		return err
+	}
+	rules, closures, err := routing.ParseDoc(data, cfg.Firm.TimeZone)
+	if err != nil {
+		return fmt.Errorf("demo rules: %w", err)
+	}
+	db, err := store.Open(cfg.Store.Path)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	st, err := routing.NewStore(ctx, db, firmOf(cfg))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	_, err = st.Import(ctx, rules, closures, false)
+	return err
+}
+
+// portFree reports whether both UDP and TCP can bind addr right now.
+func portFree(addr string) bool {
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return false
+	}
+	pc.Close()
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}
