@@ -14,7 +14,13 @@
 //     application/dtmf-relay bodies,
 //   - prompts: 8 kHz mono 16-bit audio loaded from WAV files (embedded defaults from
 //     package configs, overridable from a directory), converted from other rates and
-//     stereo when needed.
+//     stereo when needed; generated ringback and hold audio looped with PlayLoop;
+//     spoken text rendered with espeak-ng when installed and cached (TTS),
+//   - transfers: a bridge relaying RTP between two legs as back-to-back RTP sessions
+//     (RFC 7667 §3.2.2), re-stamping SSRC, sequence numbers and timestamps onto each
+//     leg's own stream (RFC 3550 §5.1), transcoding PCMU↔PCMA and passing RFC 4733
+//     events, without allocating per packet; sending DTMF as RFC 4733 events; and
+//     recording a leg's audio to a SampleSink with end-on-silence.
 //
 // Nothing in this package keeps mutable package-level state: port ranges, loggers and
 // prompt sets are values owned by the caller. The G.711 tables are computed once at

@@ -2,6 +2,7 @@ package media
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -102,6 +103,12 @@ type Session struct {
 
 	play chan struct{} // one Play at a time; holds the writer state below
 	w    writer
+
+	// tap says who owns the packet hook besides SetPacketHandler users: nobody, a
+	// bridge or a recording (see bridge.go, recorder.go).
+	tap atomic.Uint32
+	// inject hands a DTMF event to the Play that holds the writer (dtmf_send.go).
+	inject chan *dtmfJob
 }
 
 // writer is the sending state, owned by whoever holds Session.play.
@@ -148,6 +155,7 @@ func NewSession(cfg SessionConfig) (*Session, error) {
 		done:      make(chan struct{}),
 		loopDone:  make(chan struct{}),
 		play:      make(chan struct{}, 1),
+		inject:    make(chan *dtmfJob),
 	}
 	s.log = log.With("rtp_port", s.localPort)
 	remote := netip.AddrPortFrom(cfg.Remote.Addr().Unmap(), cfg.Remote.Port())
@@ -403,9 +411,15 @@ func (s *Session) housekeeping(now time.Time, rx *dtmfReceiver, digits []Digit) 
 // by the time that passed, so the receiver's jitter buffer sees a silence, not a
 // jump. While our direction forbids sending, or no remote address is known, Play
 // keeps time without sending. Plays are serialized.
+//
+// A session that is part of a bridge does not play: Play returns ErrBridged at once
+// (stop the bridge first). A SendDTMF during a Play pauses the audio for the event.
 func (s *Session) Play(ctx context.Context, p *Prompt) error {
 	if p == nil {
 		return errors.New("media: play: nil prompt")
+	}
+	if s.bridged() {
+		return ErrBridged
 	}
 	select {
 	case s.play <- struct{}{}:
@@ -415,10 +429,13 @@ func (s *Session) Play(ctx context.Context, p *Prompt) error {
 		return ErrSessionClosed
 	}
 	defer func() { <-s.play }()
-	return s.playLocked(ctx, p.Samples)
+	return s.playLocked(ctx, p.Samples, true)
 }
 
-func (s *Session) playLocked(ctx context.Context, samples []int16) error {
+// playLocked sends samples paced at 20 ms; the caller holds s.play. marker sets the
+// marker bit on the first packet (a talkspurt start, RFC 3550 §5.1). A DTMF job
+// handed over on s.inject is sent between two frames, pausing the audio.
+func (s *Session) playLocked(ctx context.Context, samples []int16, marker bool) error {
 	frames := (len(samples) + frameSamples - 1) / frameSamples
 	if frames == 0 {
 		return nil
@@ -430,17 +447,23 @@ func (s *Session) playLocked(ctx context.Context, samples []int16) error {
 		// frames, so it keeps tracking the wall clock.
 		if gap := start.Sub(w.lastSlot) - frameDuration; gap > 0 {
 			w.nextTS += uint32(gap/frameDuration) * frameSamples
+		} else if gap > -frameDuration {
+			// Straight after the previous frame (back-to-back prompts, PlayLoop):
+			// keep its 20 ms schedule instead of sending two packets at once.
+			start = w.lastSlot.Add(frameDuration)
 		}
 	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	marker := true
-	for i := range frames {
+	for i := 0; i < frames; {
 		due := start.Add(time.Duration(i) * frameDuration)
+		var job *dtmfJob
 		if wait := time.Until(due); wait > 0 {
 			timer.Reset(wait)
 			select {
 			case <-timer.C:
+			case job = <-s.inject:
+				timer.Stop()
 			case <-ctx.Done():
 				return ctx.Err()
 			case <-s.done:
@@ -453,12 +476,24 @@ func (s *Session) playLocked(ctx context.Context, samples []int16) error {
 				due = start.Add(time.Duration(i) * frameDuration)
 			}
 			select {
+			case job = <-s.inject:
 			case <-ctx.Done():
 				return ctx.Err()
 			case <-s.done:
 				return ErrSessionClosed
 			default:
 			}
+		}
+		if job != nil {
+			// The audio pauses for the event (RFC 4733 §2.5.1) and resumes after it
+			// as a new talkspurt, one frame after the event's last packet.
+			err := s.runDTMFJob(job)
+			if errors.Is(err, ErrSessionClosed) {
+				return err
+			}
+			start = w.lastSlot.Add(frameDuration - time.Duration(i)*frameDuration)
+			marker = true
+			continue
 		}
 		frame := samples[i*frameSamples : min(len(samples), (i+1)*frameSamples)]
 		sent, err := s.sendFrame(frame, marker)
@@ -470,6 +505,7 @@ func (s *Session) playLocked(ctx context.Context, samples []int16) error {
 		}
 		w.lastSlot = due
 		w.started = true
+		i++
 	}
 	return nil
 }
@@ -513,3 +549,59 @@ func (s *Session) sendFrame(frame []int16, marker bool) (sent bool, err error) {
 	w.pkt.SequenceNumber++
 	return true, nil
 }
+
+// transmit sends one marshalled packet b to the current remote address and counts
+// it. It sends nothing (sent false) while our direction forbids sending or no remote
+// address is known. A socket error loses the packet but still counts as sent, so
+// the caller keeps the sequence moving; a closed socket is ErrSessionClosed. Safe
+// from any goroutine; no allocation.
+func (s *Session) transmit(b []byte) (sent bool, err error) {
+	if !Direction(s.dir.Load()).canSend() {
+		return false, nil
+	}
+	dst := *s.remote.Load()
+	if !dst.IsValid() || dst.Port() == 0 || dst.Addr().IsUnspecified() {
+		return false, nil
+	}
+	if _, err := s.conn.WriteToUDPAddrPort(b, dst); err != nil {
+		if errors.Is(err, net.ErrClosed) {
+			return false, ErrSessionClosed
+		}
+		s.sendErrors.Add(1)
+		return true, nil
+	}
+	s.packetsOut.Add(1)
+	return true, nil
+}
+
+// tsAt is the RTP timestamp a packet sent at now carries on this writer's stream:
+// the next frame's timestamp, advanced by the wall-clock time since the last frame
+// beyond one frame interval (RFC 3550 §5.1: the timestamp follows the sampling
+// clock, so a pause shows as a timestamp gap, not a jump back).
+func (w *writer) tsAt(now time.Time) uint32 {
+	if !w.started {
+		return w.nextTS
+	}
+	if gap := now.Sub(w.lastSlot) - frameDuration; gap > 0 {
+		return w.nextTS + uint32(gap/(time.Second/sampleRate))
+	}
+	return w.nextTS
+}
+
+// putRTPHeader writes a 12-byte RTP header (RFC 3550 §5.1: version 2, no padding,
+// extension or CSRC) into b.
+func putRTPHeader(b []byte, marker bool, pt uint8, seq uint16, ts, ssrc uint32) {
+	_ = b[rtpHeaderSize-1]
+	b[0] = 0x80
+	b[1] = pt & 0x7F
+	if marker {
+		b[1] |= 0x80
+	}
+	binary.BigEndian.PutUint16(b[2:4], seq)
+	binary.BigEndian.PutUint32(b[4:8], ts)
+	binary.BigEndian.PutUint32(b[8:12], ssrc)
+}
+
+// SSRC is the synchronization source of everything this session sends (prompts,
+// DTMF and bridged media alike, RFC 3550 §8).
+func (s *Session) SSRC() uint32 { return s.w.pkt.SSRC }
