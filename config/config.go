@@ -30,6 +30,7 @@ type Config struct {
 	Transfer Transfer `yaml:"transfer"`
 	Firm     Firm     `yaml:"firm"`
 	Log      Log      `yaml:"log"`
+	HEP      HEP      `yaml:"hep"`
 	// DrainTimeout is how long SIGTERM waits for calls to finish before BYE.
 	DrainTimeout Duration `yaml:"drain_timeout"`
 }
@@ -152,6 +153,19 @@ type Firm struct {
 type Log struct {
 	Level  string `yaml:"level"`  // debug | info | warn | error
 	Format string `yaml:"format"` // text | json
+	// SIPTrace logs every SIP message in and out at start-up; switchable at run
+	// time with POST /v1/debug/siptrace.
+	SIPTrace bool `yaml:"sip_trace"`
+}
+
+// HEP exports SIP messages to a Homer collector (HEPv3 over UDP).
+type HEP struct {
+	// Address is the collector's HOST:PORT; empty = no export.
+	Address string `yaml:"address"`
+	// AgentID identifies this node in Homer.
+	AgentID uint32 `yaml:"agent_id"`
+	// Password is the collector's auth key (sent in the HEP auth chunk), if any.
+	Password string `yaml:"password"`
 }
 
 // Default returns the embedded defaults of DESIGN.md.
@@ -199,6 +213,7 @@ func Default() Config {
 		},
 		Firm:         Firm{TimeZone: "America/New_York"},
 		Log:          Log{Level: "info", Format: "text"},
+		HEP:          HEP{AgentID: 2001},
 		DrainTimeout: Duration(30 * time.Second),
 	}
 }
@@ -257,6 +272,7 @@ func (c *Config) applyEnv(getenv func(string) string) {
 	set(&c.Clio.ClientID, "MATTERLINE_CLIO_CLIENT_ID")
 	set(&c.Clio.ClientSecret, "MATTERLINE_CLIO_CLIENT_SECRET")
 	set(&c.HTTP.Token, "MATTERLINE_HTTP_TOKEN")
+	set(&c.HEP.Password, "MATTERLINE_HEP_PASSWORD")
 }
 
 // Duration is a time.Duration written as "500ms", "30s", "2m" in YAML.

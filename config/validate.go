@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"net/url"
 	"os"
@@ -287,6 +288,11 @@ func (c *Config) Validate() error {
 	}
 	if err := oneOf(c.Log.Format, "text", "json"); err != nil {
 		return bad("log.format", "%v", err)
+	}
+	if c.HEP.Address != "" {
+		if _, _, err := net.SplitHostPort(c.HEP.Address); err != nil {
+			return bad("hep.address", "want HOST:PORT, got %q", c.HEP.Address)
+		}
 	}
 	return nil
 }
