@@ -15,6 +15,7 @@ import (
 
 	"github.com/matterline/matterline/lookup"
 	"github.com/matterline/matterline/media"
+	"github.com/matterline/matterline/records"
 	"github.com/matterline/matterline/routing"
 )
 
@@ -69,6 +70,21 @@ type call struct {
 	// remoteTarget is the caller's Contact, refreshed by re-INVITE (RFC 3261
 	// §12.2.2); nil means the INVITE's.
 	remoteTarget *gosip.Uri
+
+	obs callObs // observer notifications in order (observe.go)
+
+	// Transfer state (transfer.go, refer.go, bridge_call.go, cdr.go).
+	inject     chan injected // intents from Server.Transfer, buffered 1
+	pending    injected      // the injected intent the menu is serving
+	holds      chan bool     // caller hold (true) / resume (false) while bridged, buffered
+	out        *outLeg       // the outbound leg of a warm or bridged transfer
+	refer      *referSub     // the pending REFER's NOTIFY stream
+	bridged    bool          // media bridged to out
+	dec        routing.Decision
+	hasDec     bool
+	outcome    records.Outcome
+	flowActive bool // run() (menu and transfer) is still running
+	recorded   bool // the call record was written
 }
 
 // pendingAck is a 2xx to an INVITE waiting for its ACK (RFC 3261 §13.3.1.4).
@@ -163,6 +179,7 @@ func (c *call) runLookup() {
 	c.lookupRes = res
 	c.lookupDone = true
 	c.mu.Unlock()
+	c.notifyLookup(res)
 	close(c.lookup)
 	attrs := []any{"status", res.Status.String(), "cached", res.Cached}
 	if res.Reason != "" {
@@ -220,15 +237,23 @@ func (c *call) end(reason EndReason, sendBye bool) {
 			tx.Terminate() // no ACK came: stop the INVITE transaction too
 		}
 	}
+	c.endTransfer() // the outbound leg: BYE or CANCEL, then its media
 	if sess != nil {
 		st := sess.Stats()
 		_ = sess.Close()
+		c.notifyRTPStats(sess.Stats())
 		c.log.Debug("media closed", "packets_in", st.PacketsIn, "packets_out", st.PacketsOut, "dropped", st.Dropped)
 	}
 	c.srv.reg.remove(c)
 	c.mu.Lock()
 	c.state = StateEnded
+	write := !c.flowActive && !c.recorded
+	c.recorded = c.recorded || write
 	c.mu.Unlock()
+	if write {
+		c.writeRecord()
+	}
+	c.notifyEnded(reason)
 	close(c.done)
 	c.log.Info("call ended", "reason", reason.String(), "duration", time.Since(c.started).Round(time.Millisecond))
 }

@@ -46,6 +46,37 @@ type Config struct {
 	SessionExpires time.Duration
 	// UserAgent is sent in User-Agent and Server headers. Default "matterline".
 	UserAgent string
+
+	// Transfer settings (issue 5); see transfer.go for the types and defaults.
+	// OutboundProxy is where number destinations go: "sip:host[:port][;transport=tcp]"
+	// or "host[:port]" (sip.outbound_proxy). Empty: numbers cannot be dialled.
+	OutboundProxy string
+	// ServiceNumber is the caller ID for caller_id: service and the number named in
+	// Diversion and Referred-By (sip.service_number).
+	ServiceNumber string
+	// ReferURI is how numbers appear in Refer-To (sip.refer_uri). Default sip.
+	ReferURI ReferURIScheme
+	// Mode is b2bua (default) or redirect (sip.mode).
+	Mode ServerMode
+	// TransferFallback is what a failed REFER falls back to (transfer.fallback).
+	// Default bridge.
+	TransferFallback TransferFallback
+	// ReferTimeout bounds the wait for the REFER's final NOTIFY (transfer.refer_timeout).
+	// Default 30s.
+	ReferTimeout time.Duration
+	// MessageMax and MessageSilence bound a recorded message (transfer.message_max,
+	// transfer.message_silence). Defaults 2m and 5s.
+	MessageMax     time.Duration
+	MessageSilence time.Duration
+	// AcceptTimeout is how long a warm transfer waits for the callee's accept digit
+	// after the whisper. Default 10s.
+	AcceptTimeout time.Duration
+	// DigitTimeout is the inter-digit timeout of an extension dialled from the
+	// menu. Default 2s.
+	DigitTimeout time.Duration
+	// CancelWait bounds the wait for the final response after we CANCEL an
+	// outbound INVITE (RFC 3261 §9.1 allows 64*T1). Default 4s.
+	CancelWait time.Duration
 }
 
 // Defaults of Config.
@@ -117,6 +148,9 @@ func (c Config) withDefaults() (Config, error) {
 		out.UserAgent = "matterline"
 	}
 	out.UserAgent = stripCRLF(out.UserAgent)
+	if err := out.transferDefaults(); err != nil {
+		return out, err
+	}
 	return out, nil
 }
 
@@ -130,6 +164,15 @@ type Lookup interface {
 // pure decision; sip only executes it).
 type Router interface {
 	Decide(ctx context.Context, call CallInfo, intent routing.Intent) routing.Decision
+	// Fallback resolves the unavailable handling rule:NAME of the rule named rule
+	// (routing.Fallback): the next rule's decision, never looping.
+	Fallback(ctx context.Context, call CallInfo, rule string) routing.Decision
+}
+
+// ExtensionLister is optionally implemented by a Router: the extensions of the
+// rules, so that the menu knows when a mapped digit may start an extension.
+type ExtensionLister interface {
+	Extensions(ctx context.Context) []string
 }
 
 // CallInfo is what routing and transfer need to know about a call.

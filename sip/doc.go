@@ -9,8 +9,9 @@
 //     from untrusted transport sources (checked on the transport source address,
 //     never on Via); 400 for INVITEs missing From/To/Call-ID/CSeq/Contact; 420 with
 //     Unsupported for Require options other than "timer"; 405 with Allow for
-//     methods we do not serve (MESSAGE, SUBSCRIBE, NOTIFY, REFER, PRACK, PUBLISH,
-//     REGISTER) and 481 for requests in unknown (or ending) dialogs. 503 with
+//     methods we do not serve (MESSAGE, SUBSCRIBE, REFER, PRACK, PUBLISH,
+//     REGISTER, and NOTIFY outside a REFER subscription) and 481 for requests in
+//     unknown (or ending) dialogs. 503 with
 //     Retry-After over MaxCalls and while draining.
 //   - RFC 3261 §13.3.1.4: our 2xx to an INVITE (initial or re-INVITE) is
 //     retransmitted on UDP from T1 doubling to T2 until the ACK arrives, for at most
@@ -48,13 +49,53 @@
 // The caller lookup starts the moment an INVITE is admitted; the answer waits at
 // most Config.AnswerWait for it, the result is attached to the call whenever it
 // arrives (bounded by Config.LookupTimeout), and the menu reads no digit before it
-// is attached or given up. Routing decisions are executed here: a transfer goes
-// to the Transferer when one is plugged in (issue 5); everything unserved plays
-// nobody_available (outside_hours when closed) and returns to the menu.
+// is attached or given up. A mapped menu digit is an intent at once unless a rule
+// extension starts with it (ExtensionLister); then digits are collected with
+// Config.DigitTimeout into extension:N. Server.Transfer injects an intent from the
+// HTTP API. Routing decisions are executed here (transfer.go): the rule's message
+// before the transfer (TTS of its text, else its WAV, else "transferring"), then
+//
+//   - cold (refer.go): REFER in the caller's dialog (RFC 3515 §2.4.1) with
+//     Refer-To sip:NUMBER@outbound-proxy (tel:NUMBER with ReferURITel, RFC 3966)
+//     or the rule's SIP URI, and Referred-By with the service address (RFC 3892).
+//     202 only accepts it: the NOTIFY stream (Event: refer, also compact "o";
+//     message/sipfrag, RFC 3420; answered 200, 489 for other events, 481 without a
+//     pending REFER) decides: a 2xx sipfrag ends our part with BYE (outcome
+//     referred); 4xx-6xx to the REFER, a failure sipfrag or Config.ReferTimeout
+//     fall back to a bridged transfer (FallbackBridge) or the unavailable handling.
+//   - warm and the bridged fallback (leg_outbound.go, bridge_call.go): an INVITE
+//     to the destination (numbers to the outbound proxy) with an SDP offer from a
+//     new RTP port, From and P-Asserted-Identity (RFC 3325) with the caller's
+//     number and a Diversion (RFC 5806) naming the service number, or the service
+//     number. The caller hears ringback. Ring timeout or the caller leaving sends
+//     CANCEL (RFC 3261 §9.1; only after a provisional response; the final response
+//     is awaited at most Config.CancelWait, and a 2xx that crosses the CANCEL is
+//     ACKed and BYEd); 486/600 busy, 603 declined, other failures failed. On 2xx:
+//     ACK, whisper to the callee (TTS of the rule's template with the caller's name
+//     and matter number, else please_hold), the accept digit (RFC 4733 or INFO,
+//     Config.AcceptTimeout; another digit or the timeout declines: BYE), then the
+//     media bridge (media.Bridge). BYE on either side ends the other; hold
+//     re-INVITEs from either side are reflected to the other leg (RFC 3264 §8.4).
+//     Requests from the callee are routed by Call-ID and dialog tags
+//     (sip.DialogIDFromRequestUAC); the leg is registered before its INVITE leaves.
+//   - unavailable handling (transfer.go, unavailable.go): outside_hours or
+//     nobody_available, then message (leave_message, beep, recording to the
+//     MessageStore, thank_you, goodbye, BYE), menu, hangup (goodbye, BYE) or
+//     rule:NAME through Router.Fallback, never visiting a rule twice.
+//   - sip.mode redirect (redirect.go): 302 with Contact = the responsible staff
+//     member's destination when the lookup and the rules allow, else the call is
+//     answered as usual.
+//
+// Every call leaves exactly one records.CallRecord (cdr.go), written when the call
+// has ended and its own goroutine has finished (so a message taken after the
+// caller hung up is in it). Destinations only ever come from routing decisions.
 //
 // Known gaps: a request naming refresher=uas is still answered refresher=uac
 // (matterline sends no session refreshes itself); session timers run only when the
-// caller supports "timer"; TLS and WebSocket transports are not offered.
+// caller supports "timer"; TLS and WebSocket transports are not offered; outbound
+// legs do not follow Record-Route (in-dialog requests go to the outbound proxy or
+// the callee's Contact), do not authenticate (401/407) and ignore early media;
+// the REFER subscription is not refreshed or unsubscribed (it ends with the call).
 //
 // Each call is serialized by one mutex (sipgo runs every message on its own
 // goroutine). Every call's log lines carry one call_id attribute; lookup results are

@@ -67,11 +67,13 @@ const (
 	EndShutdown                 // server closed
 	EndTransferred              // the call was handed to a transfer executor and left us
 	EndError                    // internal failure
+	EndCalleeBye                // the transfer destination hung up a bridged call
+	EndOurBye                   // we ended the call: goodbye after unavailable handling, message taken
 )
 
 var endReasonNames = [...]string{"unknown", "caller_bye", "caller_cancel", "rejected", "no_ack",
 	"rtp_timeout", "session_expired", "menu_goodbye", "hangup", "drain", "shutdown",
-	"transferred", "error"}
+	"transferred", "error", "callee_bye", "our_bye"}
 
 func (r EndReason) String() string {
 	if int(r) < len(endReasonNames) {

@@ -31,6 +31,10 @@ var promptLevels = map[string]int16{
 	media.PromptGoodbye:      6000,
 	media.PromptNobody:       9000,
 	media.PromptOutsideHours: 12000,
+	media.PromptTransferring: 15000,
+	media.PromptPleaseHold:   18000,
+	media.PromptLeaveMessage: 21000,
+	media.PromptThankYou:     24000,
 }
 
 var promptLengths = map[string]time.Duration{
@@ -153,11 +157,12 @@ var _ io.Writer = (*tWriter)(nil)
 
 // fakeRouter records intents and returns a fixed decision.
 type fakeRouter struct {
-	mu       sync.Mutex
-	decision routing.Decision
-	calls    []CallInfo
-	intents  []routing.Intent
-	got      chan routing.Intent
+	mu        sync.Mutex
+	decision  routing.Decision
+	fallbacks map[string]routing.Decision // by rule name
+	calls     []CallInfo
+	intents   []routing.Intent
+	got       chan routing.Intent
 }
 
 func newFakeRouter(d routing.Decision) *fakeRouter {
@@ -175,6 +180,15 @@ func (r *fakeRouter) Decide(ctx context.Context, call CallInfo, intent routing.I
 	default:
 	}
 	return d
+}
+
+func (r *fakeRouter) Fallback(ctx context.Context, call CallInfo, rule string) routing.Decision {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if d, ok := r.fallbacks[rule]; ok {
+		return d
+	}
+	return routing.Decision{Action: routing.ActionNone, Reason: routing.ReasonNoRule}
 }
 
 func (r *fakeRouter) wait(t testing.TB, timeout time.Duration) (routing.Intent, CallInfo) {

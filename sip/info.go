@@ -39,6 +39,9 @@ func infoDigit(contentType string, body []byte) (media.Digit, error) {
 // onInfo handles INFO in a dialog: application/dtmf-relay digits go into the call's
 // DTMF stream (RFC 6086 legacy usage), others get 415.
 func (s *Server) onInfo(req *gosip.Request, tx gosip.ServerTransaction) {
+	if s.routeOutLeg(req, tx) { // an outbound leg's request (leg_outbound.go)
+		return
+	}
 	c := s.callFor(req)
 	if c == nil {
 		s.replyOutOfDialog(tx, req, ErrCallNotFound)

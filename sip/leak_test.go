@@ -89,3 +89,53 @@ func TestNoLeaksAfterConcurrentCalls(t *testing.T) {
 	e.waitIdle()
 	waitGoroutines(t, baseline, 2)
 }
+
+// oneWarmCall transfers a call to the callee (accepted on answer), checks the
+// bridge is up, and hangs up from the side given.
+func oneWarmCall(t *testing.T, e *testEnv, callee *testphone.Callee, calleeHangsUp bool) {
+	t.Helper()
+	ctx := ctxT(t, 15*time.Second)
+	c := e.dialTransfer(e.phone, testphone.InviteOptions{})
+	defer c.Close()
+	in, err := callee.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.RTP.Close()
+	e.waitState(c.CallID, StateBridged)
+	if calleeHangsUp {
+		if _, err := in.HangUp(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.WaitBye(ctx); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		if _, err := c.Bye(ctx); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-in.Bye:
+		case <-ctx.Done():
+			t.Fatal("callee got no bye")
+		}
+	}
+	e.waitIdle()
+}
+
+func TestNoLeaksAfterTransfers(t *testing.T) {
+	callee := newCallee(t, testphone.CalleeOptions{})
+	rule := warmRule("felix", calleeURI(callee, "101"), "")
+	e := newEnv(t, transferConfig(), WithRouter(newFakeRouter(transferDecision(rule))))
+	oneWarmCall(t, e, callee, false)
+	time.Sleep(100 * time.Millisecond)
+	baseline := runtime.NumGoroutine()
+	for i := 0; i < 6; i++ {
+		oneWarmCall(t, e, callee, i%2 == 0)
+	}
+	e.waitIdle()
+	if n := e.srv.legs.count(); n != 0 {
+		t.Errorf("%d outbound legs left", n)
+	}
+	waitGoroutines(t, baseline, 2)
+}

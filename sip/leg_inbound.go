@@ -22,6 +22,9 @@ const defaultAckWait = 32 * time.Second
 // retransmission of the INVITE would start a new call).
 func (s *Server) onInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 	if hasToTag(req) {
+		if s.routeOutLeg(req, tx) { // a re-INVITE from an outbound leg's callee
+			return
+		}
 		s.onReinvite(req, tx)
 		return
 	}
@@ -40,14 +43,20 @@ func (s *Server) onInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 		s.replyErr(tx, req, err)
 		return
 	}
-	c.log.Info("invite", "caller", c.caller, "callee", c.callee, "source", c.source, "transport", c.transport)
+	c.log.Debug("invite caller", "caller", c.caller) // full number: debug only
+	c.log.Info("invite", "caller", maskNumber(c.caller), "callee", c.callee, "source", c.source, "transport", c.transport)
 	// The lookup starts the moment the INVITE is accepted, before 100 and answer.
+	s.notifyStarted(c)
 	if !s.spawn(c.runLookup) {
 		s.replyErr(tx, req, ErrClosed)
 		c.end(EndShutdown, false)
 		return
 	}
 	s.reply(tx, req, 100, "Trying")
+	tx.OnCancel(func(*gosip.Request) { s.notifyCancelled() })
+	if s.redirect(c, req, tx) { // sip.mode redirect: 302 when the rules allow
+		return
+	}
 
 	_, neg, err := negotiateOffer(contentType(req), req.Body(), allowedCodecs())
 	if err != nil {
@@ -129,6 +138,7 @@ func (s *Server) onInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 		c.end(mapError(err).End, false)
 		return
 	}
+	s.notifyResponse("INVITE", 200)
 	c.log.Info("answered", "codec", neg.Codec.Name, "remote_rtp", neg.Remote.String(),
 		"local_rtp_port", local.Port, "session_interval", interval)
 	if !c.awaitAck(tx, res, pa) {
@@ -138,7 +148,7 @@ func (s *Server) onInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 		}
 		return
 	}
-	if !s.spawn(c.run) {
+	if !s.spawn(c.runObserved) { // run, then CallEnded (observe.go)
 		c.end(EndShutdown, true)
 	}
 }
@@ -199,6 +209,8 @@ func (s *Server) newCall(req *gosip.Request, timerSupported bool) *call {
 		done:           make(chan struct{}),
 		lookup:         make(chan struct{}),
 		refresh:        make(chan struct{}, 1),
+		inject:         make(chan injected, 1),
+		holds:          make(chan bool, 4),
 		sipCallID:      req.CallID().Value(),
 		caller:         callerNumber(from, headerValues(req, "P-Asserted-Identity"), s.trusted(req)),
 		callee:         calledNumber(req),
@@ -313,6 +325,9 @@ func (c *call) acked(pa *pendingAck) bool {
 
 // onAck matches an ACK to the 2xx waiting for it.
 func (s *Server) onAck(req *gosip.Request, tx gosip.ServerTransaction) {
+	if s.routeOutLeg(req, tx) {
+		return
+	}
 	c := s.callFor(req)
 	if c == nil || req.CSeq() == nil {
 		return
@@ -336,6 +351,9 @@ func (s *Server) onAck(req *gosip.Request, tx gosip.ServerTransaction) {
 
 // onBye answers a BYE from the caller and tears the call down.
 func (s *Server) onBye(req *gosip.Request, tx gosip.ServerTransaction) {
+	if s.routeOutLeg(req, tx) { // the callee of a transfer hung up
+		return
+	}
 	c := s.callFor(req)
 	if c == nil {
 		s.replyOutOfDialog(tx, req, ErrCallNotFound)

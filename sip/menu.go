@@ -14,6 +14,10 @@ const routerTimeout = 2 * time.Second
 // run is the call's life after the ACK: the watcher (RTP inactivity, session timer)
 // and the menu on this goroutine.
 func (c *call) run() {
+	c.mu.Lock()
+	c.flowActive = true
+	c.mu.Unlock()
+	defer c.flowDone()
 	c.setState(StateInMenu)
 	if !c.srv.spawn(c.watch) {
 		c.end(EndShutdown, true)
@@ -69,10 +73,11 @@ func (c *call) watch() {
 type promptResult uint8
 
 const (
-	promptUnknown promptResult = iota
-	promptDigit                // a digit arrived (barge-in or after the prompt)
-	promptSilence              // MenuTimeout passed after the prompts without a digit
-	promptGone                 // the call or its media ended
+	promptUnknown  promptResult = iota
+	promptDigit                 // a digit arrived (barge-in or after the prompt)
+	promptSilence               // MenuTimeout passed after the prompts without a digit
+	promptGone                  // the call or its media ended
+	promptInjected              // an intent arrived from Server.Transfer
 )
 
 // menu plays the greeting and serves digits: a mapped digit becomes an intent for
@@ -93,21 +98,30 @@ func (c *call) menu() {
 		case promptSilence:
 			failures++
 			c.log.Info("menu silence", "failures", failures)
+		case promptInjected:
+			c.mu.Lock()
+			in := c.pending
+			c.mu.Unlock()
+			c.log.Info("intent from the api", "intent", in.intent.String())
+			f := c.serveDecided(ctx, in.intent, in.dec)
+			if f.left {
+				return
+			}
+			next = f.next
+			continue
 		case promptDigit:
-			text, ok := cfg.Menu[string(d.Key)]
+			intent, ok := c.collectIntent(ctx, d)
+			if ctx.Err() != nil {
+				return
+			}
 			if !ok {
 				failures++
-				c.log.Info("menu digit not mapped", "digit", string(d.Key), "source", d.Source, "failures", failures)
+				c.log.Info("menu input not mapped", "digit", string(d.Key), "source", d.Source, "failures", failures)
 				next = []string{media.PromptInvalid, media.PromptGreeting}
 				break
 			}
-			intent, err := routing.ParseIntent(text)
-			if err != nil { // validated in NewServer; kept for safety
-				failures++
-				next = []string{media.PromptInvalid, media.PromptGreeting}
-				break
-			}
-			c.log.Info("menu digit", "digit", string(d.Key), "source", d.Source, "intent", intent.String())
+			c.log.Info("menu intent", "digit", string(d.Key), "source", d.Source, "intent", intent.String())
+			c.notifyIntent(intent, menuIntentSource(intent))
 			left, prompts := c.serveIntent(ctx, intent)
 			if left {
 				return
@@ -173,7 +187,13 @@ func (c *call) prompt(ctx context.Context, names []string, silence time.Duration
 			if !ok {
 				return media.Digit{}, promptGone
 			}
+			c.notifyDTMF(d.Source)
 			return d, promptDigit
+		case in := <-c.inject:
+			c.mu.Lock()
+			c.pending = in
+			c.mu.Unlock()
+			return media.Digit{}, promptInjected
 		case <-playing:
 			playing = nil
 			t := time.NewTimer(silence)
@@ -207,8 +227,8 @@ func (c *call) waitLookup(ctx context.Context) bool {
 	}
 }
 
-// serveIntent asks the router and executes the decision. A transfer goes to the
-// Transferer when there is one; everything that cannot be served plays
+// serveIntent asks the router and executes the decision (execute: transfer,
+// unavailable handling, fallbacks); everything that cannot be served plays
 // nobody_available (outside_hours when closed) and returns to the menu. left
 // reports that the call left the menu.
 func (c *call) serveIntent(ctx context.Context, intent routing.Intent) (left bool, next []string) {
@@ -230,22 +250,27 @@ func (c *call) serveIntent(ctx context.Context, intent routing.Intent) (left boo
 	}
 	c.log.Info("routing decision", "intent", intent.String(), "action", dec.Action.String(),
 		"rule", dec.Rule, "mode", dec.Mode.String(), "reason", string(dec.Reason))
+	c.notifyDecision(dec)
 	if ctx.Err() != nil {
 		return true, nil
 	}
-	if dec.Action == routing.ActionTransfer && c.srv.transferer != nil {
-		c.setState(StateTransferring)
-		err := c.srv.transferer.Transfer(ctx, TransferRequest{Call: c.info(), Decision: dec, Media: c.session()})
-		if err == nil {
-			return true, nil
-		}
-		c.log.Warn("transfer failed", "rule", dec.Rule, "error", err)
+	f := c.execute(ctx, dec)
+	return f.left, f.next
+}
+
+// serveDecided executes an intent decided elsewhere (Server.Transfer).
+func (c *call) serveDecided(ctx context.Context, intent routing.Intent, dec routing.Decision) flow {
+	c.notifyIntent(intent, IntentSourceAPI) // then the decision (observe.go)
+	c.notifyDecision(dec)
+	c.mu.Lock()
+	c.intents = append(c.intents, intent)
+	c.mu.Unlock()
+	c.setState(StateRouting)
+	f := c.execute(ctx, dec)
+	if !f.left {
+		c.setState(StateInMenu)
 	}
-	unavailable := media.PromptNobody
-	if dec.Reason == routing.ReasonOutsideHours || dec.Reason == routing.ReasonClosedToday {
-		unavailable = media.PromptOutsideHours
-	}
-	return false, []string{unavailable, media.PromptGreeting}
+	return f
 }
 
 func (c *call) decide(ctx context.Context, r Router, intent routing.Intent) (dec routing.Decision) {

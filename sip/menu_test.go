@@ -147,8 +147,8 @@ func TestLookupInRegistryBeforeFirstDigit(t *testing.T) {
 	}
 }
 
-// A transfer decision with no executor plugged in is unserved.
-func TestTransferWithoutTransfererPlaysNobody(t *testing.T) {
+// A transfer to a number without an outbound proxy cannot be dialled: unserved.
+func TestTransferNumberWithoutOutboundProxyPlaysNobody(t *testing.T) {
 	r := newFakeRouter(routing.Decision{Action: routing.ActionTransfer, Mode: routing.ModeCold, Destination: "+15551234", Reason: routing.ReasonMatched})
 	e := newEnv(t, defaultTestConfig(), WithRouter(r))
 	c := e.answered(testphone.InviteOptions{})

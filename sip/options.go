@@ -5,7 +5,7 @@ import (
 )
 
 const (
-	allowHeader     = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE"
+	allowHeader     = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, NOTIFY"
 	acceptHeader    = "application/sdp, application/dtmf-relay"
 	supportedHeader = "timer"
 )
@@ -14,12 +14,18 @@ const (
 // capabilities. Out-of-dialog OPTIONS from untrusted sources get 403.
 func (s *Server) onOptions(req *gosip.Request, tx gosip.ServerTransaction) {
 	if hasToTag(req) {
+		if s.routeOutLeg(req, tx) {
+			return
+		}
 		if s.callFor(req) == nil {
 			s.replyOutOfDialog(tx, req, ErrCallNotFound)
 			return
 		}
 	} else if !s.trusted(req) {
 		s.replyErr(tx, req, ErrUntrusted)
+		return
+	} else if s.draining.Load() {
+		s.replyErr(tx, req, ErrDraining) // 503 with Retry-After, like INVITE
 		return
 	}
 	s.reply(tx, req, 200, "OK",
@@ -35,6 +41,9 @@ func (s *Server) onOptions(req *gosip.Request, tx gosip.ServerTransaction) {
 // Allow in a known dialog or from a trusted source, 481 for unknown dialogs, 403
 // out of dialog from untrusted sources.
 func (s *Server) onOther(req *gosip.Request, tx gosip.ServerTransaction) {
+	if s.routeOutLeg(req, tx) { // an outbound leg's request (leg_outbound.go)
+		return
+	}
 	if req.IsAck() {
 		return
 	}

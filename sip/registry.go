@@ -22,10 +22,11 @@ const (
 	StateHeld                   // the caller put the call on hold (re-INVITE sendonly/inactive)
 	StateEnding                 // teardown in progress (BYE, media, ports)
 	StateEnded                  // gone
+	StateBridged                // a transfer bridged the caller to the destination
 )
 
 var callStateNames = [...]string{"unknown", "ringing", "answered", "in_menu", "routing",
-	"transferring", "held", "ending", "ended"}
+	"transferring", "held", "ending", "ended", "bridged"}
 
 func (s CallState) String() string {
 	if int(s) < len(callStateNames) {

@@ -78,6 +78,7 @@ func (s *Server) onReinvite(req *gosip.Request, tx gosip.ServerTransaction) {
 		c.log.Info("re-invite answer failed", "error", err)
 		return
 	}
+	s.notifyResponse("INVITE", 200)
 	c.refreshed()
 	if !c.awaitAck(tx, res, pa) {
 		c.mu.Lock()
@@ -115,10 +116,12 @@ func (c *call) applyOfferLocked(desc media.Description, neg media.Negotiated) {
 		c.heldFrom = c.state
 		c.state = StateHeld
 		c.log.Info("call held", "offer_direction", desc.Direction.String())
+		c.notifyHold(true)
 	case !hold && c.held:
 		c.held = false
 		c.state = c.heldFrom
 		c.log.Info("call resumed")
+		c.notifyHold(false)
 	}
 }
 
@@ -133,6 +136,9 @@ func (c *call) refreshed() {
 // onUpdate handles UPDATE (RFC 3311): a session refresh without SDP (RFC 4028 §7.4)
 // or a new offer, answered at once in the 200.
 func (s *Server) onUpdate(req *gosip.Request, tx gosip.ServerTransaction) {
+	if s.routeOutLeg(req, tx) { // an outbound leg's request (leg_outbound.go)
+		return
+	}
 	c := s.callFor(req)
 	if c == nil {
 		s.replyOutOfDialog(tx, req, ErrCallNotFound)
@@ -185,6 +191,7 @@ func (s *Server) onUpdate(req *gosip.Request, tx gosip.ServerTransaction) {
 		c.log.Debug("update answer failed", "error", err)
 		return
 	}
+	s.notifyResponse("UPDATE", 200)
 	c.refreshed()
 }
 

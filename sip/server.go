@@ -31,6 +31,10 @@ type Server struct {
 	ports      *media.PortAllocator
 	prompts    *media.Prompts
 	now        func() time.Time
+	tts        Speaker
+	cdr        CallRecorder
+	messages   MessageStore
+	legs       legTable // outbound legs by SIP Call-ID (leg_outbound.go)
 
 	reg      *Registry
 	ua       *sipgo.UserAgent
@@ -39,6 +43,8 @@ type Server struct {
 	dialogUA *sipgo.DialogUA
 
 	ackWait time.Duration // 64*T1; shortened by tests
+
+	obs serverObs // observer and SIP trace (observe.go, trace.go)
 
 	draining atomic.Bool
 	wg       sync.WaitGroup // call goroutines and listener loops
@@ -131,6 +137,7 @@ func NewServer(cfg Config, opts ...Option) (*Server, error) {
 	s.sipSrv.OnOptions(s.onOptions)
 	s.sipSrv.OnInfo(s.onInfo)
 	s.sipSrv.OnUpdate(s.onUpdate)
+	s.sipSrv.OnNotify(s.onNotify)
 	s.sipSrv.OnNoRoute(s.onOther)
 	return s, nil
 }
@@ -172,9 +179,9 @@ func (s *Server) Start(ctx context.Context) error {
 			var err error
 			switch c := l.closer.(type) {
 			case net.PacketConn:
-				err = s.sipSrv.ServeUDP(c)
+				err = s.sipSrv.ServeUDP(s.traceUDP(l, c))
 			case net.Listener:
-				err = s.sipSrv.ServeTCP(c)
+				err = s.sipSrv.ServeTCP(s.traceTCP(l, c))
 			}
 			if err != nil && !errors.Is(err, net.ErrClosed) {
 				s.log.Error("sip listener stopped", "listener", l.String(), "error", err)
@@ -323,10 +330,11 @@ func (s *Server) Addrs() []string {
 // Registry is the live call registry.
 func (s *Server) Registry() *Registry { return s.reg }
 
-// Drain stops taking calls (INVITE gets 503), waits up to timeout for the calls to
+// Drain stops taking calls (INVITE and out-of-dialog OPTIONS get 503, so a PBX's
+// keep-alive sees the node as down), waits up to timeout for the calls to
 // end, then hangs up the rest with BYE.
 func (s *Server) Drain(ctx context.Context, timeout time.Duration) {
-	s.draining.Store(true)
+	s.setDraining(true)
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	tick := time.NewTicker(50 * time.Millisecond)
@@ -387,7 +395,7 @@ func (s *Server) Close() error {
 	}
 	s.closed = true
 	s.mu.Unlock()
-	s.draining.Store(true)
+	s.setDraining(true)
 
 	ctx, cancel := context.WithTimeout(context.Background(), byeTimeout+time.Second)
 	s.hangupAll(ctx, EndShutdown)
@@ -522,7 +530,9 @@ func (s *Server) reply(tx gosip.ServerTransaction, req *gosip.Request, code int,
 	}
 	if err := tx.Respond(res); err != nil {
 		s.log.Debug("respond failed", "code", code, "method", string(req.Method), "error", err)
+		return
 	}
+	s.notifyResponse(string(req.Method), code)
 }
 
 // replyErr answers req with the response mapError gives for err.

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/matterline/matterline/httpapi"
@@ -152,14 +151,14 @@ func (a callsAPI) Get(_ context.Context, id string) (httpapi.Call, error) {
 }
 
 func (a callsAPI) Transfer(ctx context.Context, id string, intent routing.Intent) (routing.Decision, error) {
-	// TEMPORARY until sip.Server.Transfer lands (issue 5).
-	t, ok := any(a.srv).(interface {
-		Transfer(context.Context, string, routing.Intent) (routing.Decision, error)
-	})
-	if !ok {
-		return routing.Decision{}, errors.New("transfer from the api is not available yet")
+	d, err := a.srv.Transfer(ctx, id, intent)
+	switch {
+	case errors.Is(err, sip.ErrCallNotFound):
+		return d, fmt.Errorf("%v: %w", err, httpapi.ErrCallNotFound)
+	case errors.Is(err, sip.ErrCallState):
+		return d, fmt.Errorf("%v: %w", err, httpapi.ErrCallState)
 	}
-	return t.Transfer(ctx, id, intent)
+	return d, err
 }
 
 func (a callsAPI) Hangup(ctx context.Context, id string) error {
@@ -189,8 +188,3 @@ type messagesAPI struct{ store *records.MessageStore }
 func (a messagesAPI) List(ctx context.Context, since time.Time, limit int) ([]records.Message, error) {
 	return a.store.List(ctx, records.MessageFilter{Since: since, Limit: limit})
 }
-
-// health is the drain flag shared by /healthz, metrics and shutdown.
-type health struct{ draining atomic.Bool }
-
-func (h *health) Draining() bool { return h.draining.Load() }

@@ -9,11 +9,13 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/matterline/matterline/config"
 	"github.com/matterline/matterline/events"
+	"github.com/matterline/matterline/hep"
 	"github.com/matterline/matterline/httpapi"
 	"github.com/matterline/matterline/media"
 	"github.com/matterline/matterline/metrics"
@@ -45,7 +47,7 @@ type app struct {
 	msgs    *records.MessageStore
 	bus     *events.Bus
 	metrics *metrics.Metrics
-	health  *health
+	trace   *tracer
 	httpLn  net.Listener
 	notify  *sdnotify.Notifier
 }
@@ -80,7 +82,7 @@ func serve(ctx context.Context, s stdio, cfg *config.Config, ready func(*app)) e
 	// The rules store keeps one connection for PRAGMA data_version polling.
 	db.SetMaxOpenConns(8)
 
-	a := &app{cfg: cfg, log: log, bus: events.NewBus(), metrics: metrics.New(), health: &health{},
+	a := &app{cfg: cfg, log: log, bus: events.NewBus(), metrics: newMetrics(),
 		notify: sdnotify.FromEnv()}
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRun()
@@ -106,11 +108,29 @@ func serve(ctx context.Context, s stdio, cfg *config.Config, ready func(*app)) e
 	if err != nil {
 		return err
 	}
-	a.sip, err = sip.NewServer(scfg, sip.WithLogger(log), sip.WithLookup(lk), sip.WithPorts(ports),
-		sip.WithPrompts(prompts), sip.WithRouter(router{store: a.rules, now: time.Now}))
+	a.trace = &tracer{log: log}
+	if cfg.HEP.Address != "" {
+		if a.trace.hep, err = hep.NewExporter(cfg.HEP.Address, cfg.HEP.AgentID,
+			hep.ExporterOptions{AuthKey: cfg.HEP.Password, Logger: log}); err != nil {
+			return fmt.Errorf("hep.address: %w", err)
+		}
+		defer a.trace.hep.Close()
+		a.metrics.CounterFunc("matterline_hep_dropped_total", "HEP packets dropped (queue full or send error).",
+			func() float64 { st := a.trace.hep.Stats(); return float64(st.Dropped + st.Errors) })
+	}
+	tts, err := media.NewTTS(media.TTSConfig{CacheDir: filepath.Join(filepath.Dir(cfg.Store.Path), "tts-cache")})
 	if err != nil {
 		return err
 	}
+	a.sip, err = sip.NewServer(scfg, sip.WithLogger(log), sip.WithLookup(lk), sip.WithPorts(ports),
+		sip.WithPrompts(prompts), sip.WithRouter(router{store: a.rules, now: time.Now}),
+		sip.WithCallRecords(a.calls), sip.WithMessages(a.msgs), sip.WithTTS(tts),
+		sip.WithObserver(observer{bus: a.bus, m: a.metrics}), sip.WithTracer(a.trace))
+	if err != nil {
+		return err
+	}
+	a.trace.srv = a.sip
+	a.trace.Set(cfg.Log.SIPTrace)
 	if err := a.sip.Start(runCtx); err != nil {
 		return err
 	}
@@ -145,19 +165,39 @@ func sipConfig(cfg *config.Config) (sip.Config, error) {
 			return sip.Config{}, fmt.Errorf("sip.external_ip: %w", err)
 		}
 	}
+	referURI, err := sip.ParseReferURIScheme(cfg.SIP.ReferURI)
+	if err != nil {
+		return sip.Config{}, fmt.Errorf("sip.refer_uri: %w", err)
+	}
+	mode, err := sip.ParseServerMode(cfg.SIP.Mode)
+	if err != nil {
+		return sip.Config{}, fmt.Errorf("sip.mode: %w", err)
+	}
+	fallback, err := sip.ParseTransferFallback(cfg.Transfer.Fallback)
+	if err != nil {
+		return sip.Config{}, fmt.Errorf("transfer.fallback: %w", err)
+	}
 	return sip.Config{
-		Listen:         cfg.SIP.Listen,
-		ExternalIP:     ext,
-		TrustedSources: trusted,
-		MaxCalls:       cfg.SIP.MaxCalls,
-		RTPInactivity:  cfg.Media.RTPTimeout.D(),
-		AnswerWait:     cfg.Clio.AnswerWait.D(),
-		LookupTimeout:  cfg.Clio.LookupTimeout.D(),
-		Menu:           cfg.IVR.Menu,
-		MenuTimeout:    cfg.IVR.Timeout.D(),
-		MenuAttempts:   cfg.IVR.Attempts,
-		SessionExpires: cfg.SIP.SessionExpires.D(),
-		UserAgent:      "matterline/" + version,
+		OutboundProxy:    cfg.SIP.OutboundProxy,
+		ServiceNumber:    cfg.SIP.ServiceNumber,
+		ReferURI:         referURI,
+		Mode:             mode,
+		TransferFallback: fallback,
+		ReferTimeout:     cfg.Transfer.ReferTimeout.D(),
+		MessageMax:       cfg.Transfer.MessageMax.D(),
+		MessageSilence:   cfg.Transfer.MessageSilence.D(),
+		Listen:           cfg.SIP.Listen,
+		ExternalIP:       ext,
+		TrustedSources:   trusted,
+		MaxCalls:         cfg.SIP.MaxCalls,
+		RTPInactivity:    cfg.Media.RTPTimeout.D(),
+		AnswerWait:       cfg.Clio.AnswerWait.D(),
+		LookupTimeout:    cfg.Clio.LookupTimeout.D(),
+		Menu:             cfg.IVR.Menu,
+		MenuTimeout:      cfg.IVR.Timeout.D(),
+		MenuAttempts:     cfg.IVR.Attempts,
+		SessionExpires:   cfg.SIP.SessionExpires.D(),
+		UserAgent:        "matterline/" + version,
 	}, nil
 }
 
@@ -175,7 +215,8 @@ func (a *app) startHTTP(ctx context.Context, db *sql.DB) (stop func(), err error
 		CDR:      cdrAPI{store: a.calls},
 		Messages: messagesAPI{store: a.msgs},
 		Events:   a.bus,
-		Health:   a.health,
+		Health:   a.sip,
+		SIPTrace: a.trace,
 		Metrics:  a.metrics.Handler(),
 		Extra:    oauth,
 		Logger:   a.log,
@@ -208,8 +249,6 @@ func (a *app) shutdown(cause error) {
 	var sc signalCause
 	bg := context.Background()
 	_ = a.notify.Stopping("stopping")
-	a.health.draining.Store(true)
-	a.metrics.SetDraining(true)
 	if errors.As(cause, &sc) && sc.sig == syscall.SIGTERM {
 		a.log.Info("draining", "calls", a.sip.Registry().Count(), "timeout", a.cfg.DrainTimeout.D())
 		a.sip.Drain(bg, a.cfg.DrainTimeout.D())

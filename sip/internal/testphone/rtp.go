@@ -227,3 +227,42 @@ func (r *RTPPeer) Close() error {
 	<-r.done
 	return err
 }
+
+// SendAudio sends n packets of 20 ms whose 160 payload bytes are all fill, at
+// payload type pt, paced at 20 ms (a constant G.711 level, recognisable after a
+// relay and after PCMU↔PCMA transcoding).
+func (r *RTPPeer) SendAudio(pt uint8, fill byte, n int) error {
+	payload := make([]byte, 160)
+	for i := range payload {
+		payload[i] = fill
+	}
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		r.mu.Lock()
+		r.seq++
+		r.ts += 160
+		h := rtp.Header{Version: 2, PayloadType: pt, SequenceNumber: r.seq, Timestamp: r.ts, SSRC: r.ssrc, Marker: i == 0}
+		r.mu.Unlock()
+		if err := r.send(h, payload); err != nil {
+			return err
+		}
+		if d := time.Until(start.Add(time.Duration(i+1) * 20 * time.Millisecond)); d > 0 {
+			time.Sleep(d)
+		}
+	}
+	return nil
+}
+
+// CountPayload counts received packets of payload type pt whose first and last
+// payload bytes are fill.
+func (r *RTPPeer) CountPayload(pt uint8, fill byte) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, p := range r.packets {
+		if p.PayloadType == pt && len(p.Payload) > 0 && p.Payload[0] == fill && p.Payload[len(p.Payload)-1] == fill {
+			n++
+		}
+	}
+	return n
+}

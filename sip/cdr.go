@@ -1,0 +1,94 @@
+package sip
+
+import (
+	"context"
+	"time"
+
+	"github.com/matterline/matterline/media"
+	"github.com/matterline/matterline/records"
+)
+
+// cdrTimeout bounds writing one call record.
+const cdrTimeout = 5 * time.Second
+
+// CallRecorder stores call records (records.CallStore implements it).
+type CallRecorder interface {
+	Upsert(ctx context.Context, rec records.CallRecord) error
+}
+
+// MessageStore keeps recorded messages (records.MessageStore implements it).
+type MessageStore interface {
+	NewRecording(t time.Time, callID string) (*records.WAVWriter, error)
+	Add(ctx context.Context, m records.Message) (records.Message, error)
+}
+
+// Speaker renders text to a prompt (media.TTS implements it; media.ErrNoTTS means
+// not installed).
+type Speaker interface {
+	Render(ctx context.Context, text string) (*media.Prompt, error)
+}
+
+// WithCallRecords stores one call record per call, written when the call ends.
+func WithCallRecords(r CallRecorder) Option { return func(s *Server) { s.cdr = r } }
+
+// WithMessages sets where recorded messages go (unavailable handling "message").
+func WithMessages(m MessageStore) Option { return func(s *Server) { s.messages = m } }
+
+// WithTTS sets the text-to-speech for rule messages and whispers.
+func WithTTS(t Speaker) Option { return func(s *Server) { s.tts = t } }
+
+// flowDone marks the call's own goroutine (menu and transfer) finished; when the
+// call has already ended, the record is written now (end left it to us, so that
+// a message stored after the caller hung up is in it).
+func (c *call) flowDone() {
+	c.mu.Lock()
+	c.flowActive = false
+	write := c.state == StateEnded && !c.recorded
+	c.recorded = c.recorded || write
+	c.mu.Unlock()
+	if write {
+		c.writeRecord()
+	}
+}
+
+// record builds the call's record.
+func (c *call) record(end time.Time) records.CallRecord {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rec := records.CallRecord{
+		ID: c.id, CallID: c.sipCallID, Start: c.started, End: end,
+		Caller: c.caller, Called: c.callee, Outcome: c.outcome,
+	}
+	if c.answeredOK {
+		rec.Answer = c.answered
+	}
+	rec.SetLookup(c.lookupRes)
+	for _, in := range c.intents {
+		rec.Intents = append(rec.Intents, in.String())
+	}
+	if c.hasDec {
+		rec.SetDecision(c.dec)
+	}
+	if rec.Outcome == records.OutcomeUnknown {
+		rec.Outcome = records.OutcomeNone
+	}
+	if r, err := records.ParseEndReason(c.endReason.String()); err == nil {
+		rec.EndReason = r
+	}
+	return rec
+}
+
+// writeRecord stores the call record, once per call (the callers make sure).
+func (c *call) writeRecord() {
+	rec := c.record(c.srv.now())
+	c.log.Info("call record", "outcome", rec.Outcome.String(), "end_reason", rec.EndReason.String(),
+		"rule", rec.Rule, "mode", rec.Mode.String())
+	if c.srv.cdr == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cdrTimeout)
+	defer cancel()
+	if err := c.srv.cdr.Upsert(ctx, rec); err != nil {
+		c.log.Error("call record not stored", "error", err)
+	}
+}

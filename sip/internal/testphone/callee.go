@@ -1,0 +1,287 @@
+package testphone
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/matterline/matterline/media"
+)
+
+// CalleeOptions shape how a Callee answers INVITEs (the attorney's phone).
+type CalleeOptions struct {
+	// Status is the final answer: 0 or 200 answers with SDP; 486, 603 ... reject;
+	// -1 rings until cancelled (or 30 s).
+	Status int
+	// RingFor is how long it rings (180) before the final answer.
+	RingFor time.Duration
+	// Codec is the codec it answers with: "PCMU" (default) or "PCMA".
+	Codec string
+	// NoDTMF answers without telephone-event.
+	NoDTMF bool
+}
+
+// Callee is a phone that answers calls: Incoming tells about each INVITE.
+type Callee struct {
+	*Phone
+	opts CalleeOptions
+
+	mu       sync.Mutex
+	incoming map[string]*Incoming
+	ch       chan *Incoming
+}
+
+// Incoming is one call the callee received.
+type Incoming struct {
+	c      *Callee
+	Invite *sip.Request
+	RTP    *RTPPeer
+	Offer  media.Description
+	// Cancelled is closed when the caller cancelled the INVITE; Acked when the ACK
+	// came; Bye when the far end hung up.
+	Cancelled chan struct{}
+	Acked     chan struct{}
+	Bye       chan struct{}
+
+	mu       sync.Mutex
+	tag      string
+	cseq     uint32
+	answer   *sip.Response
+	requests []*sip.Request
+	once     sync.Once
+	ackOnce  sync.Once
+	byeOnce  sync.Once
+	pt       uint8
+}
+
+// NewCallee starts a callee phone on 127.0.0.1 (UDP).
+func NewCallee(o Options, co CalleeOptions) (*Callee, error) {
+	c := &Callee{opts: co, incoming: map[string]*Incoming{}, ch: make(chan *Incoming, 16)}
+	prev := o.OnRequest
+	o.OnRequest = func(req *sip.Request, tx sip.ServerTransaction) bool {
+		if prev != nil && prev(req, tx) {
+			return true
+		}
+		return c.handle(req, tx)
+	}
+	p, err := New(o)
+	if err != nil {
+		return nil, err
+	}
+	c.Phone = p
+	return c, nil
+}
+
+// Next waits for the next incoming INVITE.
+func (c *Callee) Next(ctx context.Context) (*Incoming, error) {
+	select {
+	case in := <-c.ch:
+		return in, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("testphone: no incoming call: %w", ctx.Err())
+	}
+}
+
+// Close ends the callee's media and SIP stack.
+func (c *Callee) Close() error {
+	c.mu.Lock()
+	ins := make([]*Incoming, 0, len(c.incoming))
+	for _, in := range c.incoming {
+		ins = append(ins, in)
+	}
+	c.mu.Unlock()
+	for _, in := range ins {
+		_ = in.RTP.Close()
+	}
+	return c.Phone.Close()
+}
+
+func (c *Callee) handle(req *sip.Request, tx sip.ServerTransaction) bool {
+	id := ""
+	if h := req.CallID(); h != nil {
+		id = h.Value()
+	}
+	c.mu.Lock()
+	in := c.incoming[id]
+	c.mu.Unlock()
+	if req.IsInvite() && in == nil {
+		c.invite(req, tx)
+		return true
+	}
+	if in == nil {
+		return false
+	}
+	in.mu.Lock()
+	in.requests = append(in.requests, req)
+	in.mu.Unlock()
+	switch {
+	case req.IsAck():
+		in.ackOnce.Do(func() { close(in.Acked) })
+	case req.Method == sip.BYE:
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+		in.byeOnce.Do(func() { close(in.Bye) })
+	case req.IsInvite(): // re-INVITE: answer with our SDP
+		in.mu.Lock()
+		res := sip.NewResponseFromRequest(req, 200, "OK", in.answer.Body())
+		in.mu.Unlock()
+		res.AppendHeader(c.contact())
+		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		_ = tx.Respond(res)
+	default:
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	}
+	return true
+}
+
+func (c *Callee) invite(req *sip.Request, tx sip.ServerTransaction) {
+	rtpPeer, err := NewRTPPeer()
+	if err != nil {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 500, "Server Error", nil))
+		return
+	}
+	offer, _ := media.ParseSDP(req.Body())
+	in := &Incoming{c: c, Invite: req, RTP: rtpPeer, Offer: offer, tag: sip.GenerateTagN(10),
+		Cancelled: make(chan struct{}), Acked: make(chan struct{}), Bye: make(chan struct{})}
+	if offer.Addr.IsValid() {
+		rtpPeer.SetRemote(offer.Addr)
+	}
+	c.mu.Lock()
+	c.incoming[req.CallID().Value()] = in
+	c.mu.Unlock()
+	c.ch <- in
+
+	dreq := req.Clone()
+	dreq.To().Params.Add("tag", in.tag)
+	tx.OnCancel(func(*sip.Request) { in.once.Do(func() { close(in.Cancelled) }) })
+	_ = tx.Respond(sip.NewResponseFromRequest(dreq, 180, "Ringing", nil))
+	ring := c.opts.RingFor
+	if c.opts.Status < 0 {
+		ring = 30 * time.Second
+	}
+	t := time.NewTimer(ring)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-in.Cancelled:
+		return
+	case <-tx.Done():
+		in.once.Do(func() { close(in.Cancelled) })
+		return
+	}
+	if c.opts.Status < 0 {
+		return
+	}
+	if c.opts.Status != 0 && c.opts.Status != 200 {
+		_ = tx.Respond(sip.NewResponseFromRequest(dreq, c.opts.Status, "Rejected", nil))
+		return
+	}
+	codec := "0 PCMU/8000"
+	in.pt = 0
+	if c.opts.Codec == "PCMA" {
+		codec, in.pt = "8 PCMA/8000", 8
+	}
+	formats := []string{codec}
+	if !c.opts.NoDTMF {
+		formats = append(formats, fmt.Sprintf("%d telephone-event/8000", dtmfPT(offer)))
+	}
+	body := Offer(rtpPeer.Addr(), OfferOptions{Formats: formats, DTMFPayloadType: dtmfPT(offer)})
+	res := sip.NewResponseFromRequest(dreq, 200, "OK", body)
+	res.AppendHeader(c.contact())
+	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	in.mu.Lock()
+	in.answer = res
+	in.mu.Unlock()
+	_ = tx.Respond(res)
+}
+
+func dtmfPT(d media.Description) uint8 {
+	if d.HasDTMF {
+		return d.DTMFPayloadType
+	}
+	return 101
+}
+
+// AudioPT is the payload type the callee answered with.
+func (in *Incoming) AudioPT() uint8 { return in.pt }
+
+// Requests are the in-dialog requests received after the INVITE.
+func (in *Incoming) Requests() []*sip.Request {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return append([]*sip.Request(nil), in.requests...)
+}
+
+// Request sends an in-dialog request from the callee (UAS side of the dialog) and
+// waits for its final response.
+func (in *Incoming) Request(ctx context.Context, method sip.RequestMethod, contentType string, body []byte) (*sip.Response, error) {
+	inv := in.Invite
+	ct := inv.Contact()
+	if ct == nil {
+		return nil, errors.New("testphone: invite without contact")
+	}
+	req := sip.NewRequest(method, *ct.Address.Clone())
+	req.SetTransport(in.c.transport)
+	from := &sip.FromHeader{Address: inv.To().Address, Params: sip.NewParams()}
+	from.Params.Add("tag", in.tag)
+	to := &sip.ToHeader{Address: inv.From().Address, Params: inv.From().Params.Clone()}
+	callID := sip.CallIDHeader(inv.CallID().Value())
+	in.mu.Lock()
+	in.cseq++
+	seq := in.cseq
+	in.mu.Unlock()
+	req.AppendHeader(from)
+	req.AppendHeader(to)
+	req.AppendHeader(&callID)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: seq, MethodName: method})
+	maxf := sip.MaxForwardsHeader(70)
+	req.AppendHeader(&maxf)
+	req.AppendHeader(in.c.contact())
+	if contentType != "" {
+		req.AppendHeader(sip.NewHeader("Content-Type", contentType))
+	}
+	req.SetBody(body)
+	res, err := in.c.client.Do(ctx, req)
+	if err == nil && method == sip.INVITE && res.IsSuccess() {
+		ack := sip.NewRequest(sip.ACK, *ct.Address.Clone())
+		ack.SetTransport(in.c.transport)
+		ack.AppendHeader(sip.HeaderClone(from))
+		ack.AppendHeader(sip.HeaderClone(res.To()))
+		ack.AppendHeader(&callID)
+		ack.AppendHeader(&sip.CSeqHeader{SeqNo: seq, MethodName: sip.ACK})
+		ack.AppendHeader(&maxf)
+		ack.SetBody(nil)
+		_ = in.c.client.WriteRequest(ack)
+	}
+	return res, err
+}
+
+// HangUp sends BYE from the callee.
+func (in *Incoming) HangUp(ctx context.Context) (*sip.Response, error) {
+	return in.Request(ctx, sip.BYE, "", nil)
+}
+
+// InfoDTMF sends one digit as application/dtmf-relay INFO.
+func (in *Incoming) InfoDTMF(ctx context.Context, key rune) (*sip.Response, error) {
+	return in.Request(ctx, sip.INFO, "application/dtmf-relay", []byte(fmt.Sprintf("Signal=%c\r\nDuration=160\r\n", key)))
+}
+
+// SendDTMF sends one digit as RFC 4733 events.
+func (in *Incoming) SendDTMF(key rune) error { return in.RTP.SendDTMF(dtmfPT(in.Offer), key) }
+
+// WaitAnswered reports whether the ACK came within d.
+func (in *Incoming) WaitAcked(d time.Duration) bool {
+	select {
+	case <-in.Acked:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+// Remote is where the callee sends RTP.
+func (in *Incoming) Remote() netip.AddrPort { return in.RTP.Remote() }

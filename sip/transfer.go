@@ -1,0 +1,466 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	gosip "github.com/emiago/sipgo/sip"
+
+	"github.com/matterline/matterline/media"
+	"github.com/matterline/matterline/records"
+	"github.com/matterline/matterline/routing"
+)
+
+// ReferURIScheme is how a number destination is written in Refer-To. The zero
+// value means the default (sip).
+type ReferURIScheme uint8
+
+const (
+	ReferURIDefault ReferURIScheme = iota
+	ReferURISIP                    // sip:NUMBER@outbound-proxy-host[:port]
+	ReferURITel                    // tel:NUMBER (RFC 3966), for trunks that want it
+)
+
+// ParseReferURIScheme reads sip.refer_uri ("sip", "tel"; "" = default).
+func ParseReferURIScheme(s string) (ReferURIScheme, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "":
+		return ReferURIDefault, nil
+	case "sip":
+		return ReferURISIP, nil
+	case "tel":
+		return ReferURITel, nil
+	}
+	return ReferURIDefault, fmt.Errorf("sip: refer_uri %q: want sip or tel", s)
+}
+
+// ServerMode is what the server does with an INVITE (sip.mode). The zero value
+// means the default (b2bua).
+type ServerMode uint8
+
+const (
+	ModeDefault  ServerMode = iota
+	ModeB2BUA               // answer, menu, transfer
+	ModeRedirect            // 302 to the responsible staff's destination when the rules allow
+)
+
+// ParseServerMode reads sip.mode ("b2bua", "redirect"; "" = default).
+func ParseServerMode(s string) (ServerMode, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "":
+		return ModeDefault, nil
+	case "b2bua":
+		return ModeB2BUA, nil
+	case "redirect":
+		return ModeRedirect, nil
+	}
+	return ModeDefault, fmt.Errorf("sip: mode %q: want b2bua or redirect", s)
+}
+
+// TransferFallback is what a failed cold transfer falls back to
+// (transfer.fallback). The zero value means the default (bridge).
+type TransferFallback uint8
+
+const (
+	FallbackDefault TransferFallback = iota
+	FallbackBridge                   // call the destination from matterline and bridge
+	FallbackNone                     // run the rule's unavailable handling
+)
+
+// ParseTransferFallback reads transfer.fallback ("bridge", "none"; "" = default).
+func ParseTransferFallback(s string) (TransferFallback, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "":
+		return FallbackDefault, nil
+	case "bridge":
+		return FallbackBridge, nil
+	case "none":
+		return FallbackNone, nil
+	}
+	return FallbackDefault, fmt.Errorf("sip: transfer fallback %q: want bridge or none", s)
+}
+
+// Transfer defaults.
+const (
+	DefaultReferTimeout   = 30 * time.Second
+	DefaultMessageMax     = 2 * time.Minute
+	DefaultMessageSilence = 5 * time.Second
+	DefaultAcceptTimeout  = 10 * time.Second
+	DefaultDigitTimeout   = 2 * time.Second
+	DefaultCancelWait     = 4 * time.Second
+	// maxFallbackHops bounds one intent's chain of rule:NAME fallbacks (routing
+	// already refuses loops; this guards a Router that does not).
+	maxFallbackHops = 8
+)
+
+func (c *Config) transferDefaults() error {
+	if c.ReferURI == ReferURIDefault {
+		c.ReferURI = ReferURISIP
+	}
+	if c.Mode == ModeDefault {
+		c.Mode = ModeB2BUA
+	}
+	if c.TransferFallback == FallbackDefault {
+		c.TransferFallback = FallbackBridge
+	}
+	if c.ReferTimeout <= 0 {
+		c.ReferTimeout = DefaultReferTimeout
+	}
+	if c.MessageMax <= 0 {
+		c.MessageMax = DefaultMessageMax
+	}
+	if c.MessageSilence == 0 {
+		c.MessageSilence = DefaultMessageSilence
+	}
+	if c.AcceptTimeout <= 0 {
+		c.AcceptTimeout = DefaultAcceptTimeout
+	}
+	if c.DigitTimeout <= 0 {
+		c.DigitTimeout = DefaultDigitTimeout
+	}
+	if c.CancelWait <= 0 {
+		c.CancelWait = DefaultCancelWait
+	}
+	c.ServiceNumber = cleanNumber(c.ServiceNumber)
+	c.OutboundProxy = strings.TrimSpace(stripCRLF(c.OutboundProxy))
+	if c.OutboundProxy != "" {
+		if _, err := parseProxy(c.OutboundProxy); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// proxyAddr is a parsed outbound proxy.
+type proxyAddr struct {
+	host      string // host or IP literal (no brackets)
+	port      int    // 5060 when absent
+	transport string // "UDP" or "TCP"
+}
+
+func (p proxyAddr) hostPort() string {
+	h := p.host
+	if strings.Contains(h, ":") {
+		h = "[" + h + "]"
+	}
+	return fmt.Sprintf("%s:%d", h, p.port)
+}
+
+// parseProxy reads "sip:host[:port][;transport=tcp]" or "host[:port]".
+func parseProxy(s string) (proxyAddr, error) {
+	raw := s
+	if !strings.HasPrefix(strings.ToLower(s), "sip:") {
+		s = "sip:" + s
+	}
+	var u gosip.Uri
+	if err := gosip.ParseUri(s, &u); err != nil || u.Host == "" {
+		return proxyAddr{}, fmt.Errorf("sip: outbound proxy %q: want sip:host[:port]", raw)
+	}
+	p := proxyAddr{host: strings.Trim(u.Host, "[]"), port: u.Port, transport: "UDP"}
+	if p.port == 0 {
+		p.port = 5060
+	}
+	if u.UriParams != nil {
+		if t, ok := u.UriParams.Get("transport"); ok && strings.EqualFold(t, "tcp") {
+			p.transport = "TCP"
+		}
+	}
+	return p, nil
+}
+
+// Errors of the transfer path.
+var (
+	// ErrCallState: the call is not in a state that can take a transfer (Server.Transfer).
+	ErrCallState = errors.New("sip: call not in a transferable state")
+	// ErrNoOutboundProxy: a number destination without sip.outbound_proxy.
+	ErrNoOutboundProxy = errors.New("sip: number destination without outbound proxy")
+	// ErrBadDestination: a destination routing should never have produced.
+	ErrBadDestination = errors.New("sip: invalid transfer destination")
+)
+
+// transferTarget is where a decision's destination is dialled.
+type transferTarget struct {
+	uri   gosip.Uri // Request-URI / Refer-To (sip form)
+	dest  string    // host:port the requests go to ("" = resolve from uri)
+	tport string    // "UDP" or "TCP"
+	// number is the dialled number for number destinations ("" for URIs).
+	number string
+}
+
+// targetFor turns a routing destination into a dial target. Numbers go to the
+// outbound proxy as sip:NUMBER@proxy; SIP URIs are dialled as they are. The
+// destination only ever comes from a routing decision (rules or configuration),
+// never from the caller.
+func (s *Server) targetFor(dest string) (transferTarget, error) {
+	kind, err := routing.DestinationKindOf(dest)
+	if err != nil {
+		return transferTarget{}, fmt.Errorf("%w: %w", ErrBadDestination, err)
+	}
+	if kind.IsNumber() {
+		if s.cfg.OutboundProxy == "" {
+			return transferTarget{}, ErrNoOutboundProxy
+		}
+		p, err := parseProxy(s.cfg.OutboundProxy)
+		if err != nil {
+			return transferTarget{}, err
+		}
+		return transferTarget{
+			uri:    gosip.Uri{Scheme: "sip", User: dest, Host: p.host, Port: p.port},
+			dest:   p.hostPort(),
+			tport:  p.transport,
+			number: dest,
+		}, nil
+	}
+	var u gosip.Uri
+	if err := gosip.ParseUri(dest, &u); err != nil || u.Host == "" {
+		return transferTarget{}, fmt.Errorf("%w: %q", ErrBadDestination, dest)
+	}
+	t := transferTarget{uri: u, tport: "UDP"}
+	if u.UriParams != nil {
+		if tp, ok := u.UriParams.Get("transport"); ok && strings.EqualFold(tp, "tcp") {
+			t.tport = "TCP"
+		}
+	}
+	return t, nil
+}
+
+// flow is how an intent's execution left the call.
+type flow struct {
+	left bool     // the call left the menu (transferred, ended, message taken)
+	next []string // prompts before the menu when !left
+}
+
+func menuFlow(prompts ...string) flow {
+	return flow{next: append(prompts, media.PromptGreeting)}
+}
+
+// execute carries out a routing decision on the call's goroutine: the message
+// before the transfer, the transfer (cold with fallback, or warm), and on failure
+// or unavailability the rule's unavailable handling, following rule:NAME
+// fallbacks without visiting a rule twice.
+func (c *call) execute(ctx context.Context, dec routing.Decision) flow {
+	visited := map[string]bool{}
+	failedPrompt := media.PromptNobody
+	for hop := 0; hop < maxFallbackHops; hop++ {
+		if dec.Rule != "" {
+			key := strings.ToLower(dec.Rule)
+			if visited[key] {
+				c.log.Warn("fallback loop refused", "rule", dec.Rule)
+				return menuFlow(media.PromptNobody)
+			}
+			visited[key] = true
+		}
+		switch dec.Action {
+		case routing.ActionTransfer:
+			c.noteDecision(dec)
+			if c.srv.transferer != nil { // an external executor (tests, embedding)
+				c.setState(StateTransferring)
+				err := c.srv.transferer.Transfer(ctx, TransferRequest{Call: c.info(), Decision: dec, Media: c.session()})
+				if err == nil {
+					return flow{left: true}
+				}
+				c.log.Warn("transfer failed", "rule", dec.Rule, "error", err)
+				return menuFlow(media.PromptNobody)
+			}
+			if c.transfer(ctx, dec) {
+				return flow{left: true}
+			}
+			if ctx.Err() != nil || c.isEnding() {
+				return flow{left: true}
+			}
+			failedPrompt = media.PromptNobody
+		case routing.ActionUnavailable:
+			c.noteDecision(dec)
+			p := media.PromptNobody
+			if dec.Reason == routing.ReasonOutsideHours || dec.Reason == routing.ReasonClosedToday {
+				p = media.PromptOutsideHours
+			}
+			c.playPrompts(ctx, p)
+			failedPrompt = ""
+		default: // none: no rule, no match, a refused fallback
+			return menuFlow(media.PromptNobody)
+		}
+		if ctx.Err() != nil {
+			return flow{left: true}
+		}
+		switch dec.Unavailable.Kind {
+		case routing.UnavailableMessage:
+			c.takeMessage(ctx, dec)
+			return flow{left: true}
+		case routing.UnavailableHangup:
+			c.playPrompts(ctx, media.PromptGoodbye)
+			c.end(EndOurBye, true)
+			return flow{left: true}
+		case routing.UnavailableRule:
+			if c.srv.router == nil {
+				return menuFlow(failedPrompt)
+			}
+			dctx, cancel := context.WithTimeout(ctx, routerTimeout)
+			next := c.fallback(dctx, dec.Rule)
+			cancel()
+			c.log.Info("fallback decision", "from", dec.Rule, "action", next.Action.String(),
+				"rule", next.Rule, "reason", string(next.Reason))
+			dec = next
+			continue
+		default: // menu, unknown
+			if failedPrompt == "" {
+				return flow{next: []string{media.PromptGreeting}}
+			}
+			return menuFlow(failedPrompt)
+		}
+	}
+	return menuFlow(media.PromptNobody)
+}
+
+func (c *call) fallback(ctx context.Context, rule string) (dec routing.Decision) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.log.Error("router fallback panicked", "panic", p)
+			dec = routing.Decision{Action: routing.ActionNone, Reason: routing.ReasonBadIntent}
+		}
+	}()
+	return c.srv.router.Fallback(ctx, c.info(), rule)
+}
+
+// transfer runs one transfer decision; true when the call was handed off (REFER
+// done, or bridged and since ended).
+func (c *call) transfer(ctx context.Context, dec routing.Decision) bool {
+	c.setState(StateTransferring)
+	c.playBeforeTransfer(ctx, dec)
+	if ctx.Err() != nil {
+		c.setOutcome(records.OutcomeAbandoned)
+		return true
+	}
+	if dec.Mode == routing.ModeCold {
+		res := c.cold(ctx, dec)
+		switch res {
+		case referDone:
+			return true
+		case referAbandoned:
+			c.setOutcome(records.OutcomeAbandoned)
+			return true
+		}
+		if c.srv.cfg.TransferFallback == FallbackNone {
+			c.setOutcome(records.OutcomeFailed)
+			return false
+		}
+		c.log.Info("refer failed, bridging from matterline", "rule", dec.Rule)
+		return c.warm(ctx, dec, false)
+	}
+	return c.warm(ctx, dec, true)
+}
+
+// playBeforeTransfer plays the rule's message: its text spoken (TTS) when
+// available, else its audio file, else the built-in "transferring" prompt.
+func (c *call) playBeforeTransfer(ctx context.Context, dec routing.Decision) {
+	sess := c.session()
+	if sess == nil {
+		return
+	}
+	if p := c.ruleMessage(ctx, dec.Def); p != nil {
+		_ = sess.Play(ctx, p)
+		return
+	}
+	c.playPrompts(ctx, media.PromptTransferring)
+}
+
+func (c *call) ruleMessage(ctx context.Context, def *routing.Rule) *media.Prompt {
+	if def == nil {
+		return nil
+	}
+	if def.Message != "" && c.srv.tts != nil {
+		if p, err := c.srv.tts.Render(ctx, def.Message); err == nil {
+			return p
+		} else if !errors.Is(err, media.ErrNoTTS) {
+			c.log.Warn("tts of the rule message failed", "rule", def.Name, "error", err)
+		}
+	}
+	if def.MessageAudio != "" {
+		p, err := media.LoadWAV(def.MessageAudio)
+		if err == nil {
+			return p
+		}
+		c.log.Warn("rule message audio unreadable", "rule", def.Name, "error", err)
+	}
+	return nil
+}
+
+// playPrompts plays built-in prompts by name to the caller; missing ones are
+// skipped.
+func (c *call) playPrompts(ctx context.Context, names ...string) {
+	sess := c.session()
+	if sess == nil {
+		return
+	}
+	for _, n := range names {
+		p := c.srv.prompts.Get(n)
+		if p == nil {
+			c.log.Debug("prompt missing", "prompt", n)
+			continue
+		}
+		if err := sess.Play(ctx, p); err != nil {
+			return
+		}
+	}
+}
+
+// noteDecision keeps the last decision that transferred or tried to, for the call
+// record.
+func (c *call) noteDecision(dec routing.Decision) {
+	c.mu.Lock()
+	c.dec = dec
+	c.hasDec = true
+	c.mu.Unlock()
+}
+
+// setOutcome sets the call record's transfer outcome (the last one wins).
+func (c *call) setOutcome(o records.Outcome) {
+	c.mu.Lock()
+	c.outcome = o
+	c.mu.Unlock()
+}
+
+// Transfer injects intent into the live, answered call id as if the caller had
+// dialled it from the menu, and returns the routing decision at once; the
+// transfer itself runs on the call's own goroutine (not under ctx). Errors:
+// ErrCallNotFound for an unknown call, ErrCallState when the call is not in the
+// menu (ringing, already transferring, ending).
+func (s *Server) Transfer(ctx context.Context, id string, intent routing.Intent) (routing.Decision, error) {
+	c := s.reg.call(id)
+	if c == nil {
+		return routing.Decision{}, fmt.Errorf("transfer %s: %w", id, ErrCallNotFound)
+	}
+	c.mu.Lock()
+	st := c.state
+	if c.held {
+		st = c.heldFrom
+	}
+	ending := c.ending
+	c.mu.Unlock()
+	if ending || st != StateInMenu {
+		return routing.Decision{}, fmt.Errorf("transfer %s (state %s): %w", id, st, ErrCallState)
+	}
+	var dec routing.Decision
+	if s.router != nil {
+		dctx, cancel := context.WithTimeout(ctx, routerTimeout)
+		dec = c.decide(dctx, s.router, intent)
+		cancel()
+	} else {
+		dec = routing.Decision{Action: routing.ActionNone, Reason: routing.ReasonNoRule}
+	}
+	select {
+	case c.inject <- injected{intent: intent, dec: dec}:
+	default:
+		return dec, fmt.Errorf("transfer %s: another transfer is pending: %w", id, ErrCallState)
+	}
+	return dec, nil
+}
+
+// injected is an intent from the API with its decision, for the menu goroutine.
+type injected struct {
+	intent routing.Intent
+	dec    routing.Decision
+}

@@ -1,0 +1,246 @@
+package sip
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	gosip "github.com/emiago/sipgo/sip"
+
+	"github.com/matterline/matterline/media"
+	"github.com/matterline/matterline/records"
+	"github.com/matterline/matterline/routing"
+	"github.com/matterline/matterline/sip/internal/testphone"
+)
+
+const (
+	testCaller  = "+12175552171"
+	testService = "+15550000000"
+)
+
+// memCDR keeps call records in memory.
+type memCDR struct {
+	mu   sync.Mutex
+	recs []records.CallRecord
+}
+
+func (m *memCDR) Upsert(ctx context.Context, rec records.CallRecord) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.recs = append(m.recs, rec)
+	return nil
+}
+
+// wait returns the one record of SIP Call-ID callID (failing on a second one).
+func (m *memCDR) wait(t testing.TB, callID string) records.CallRecord {
+	t.Helper()
+	var out records.CallRecord
+	eventually(t, 10*time.Second, "call record", func() bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		n := 0
+		for _, r := range m.recs {
+			if r.CallID == callID {
+				out = r
+				n++
+			}
+		}
+		if n > 1 {
+			t.Fatalf("%d call records for one call", n)
+		}
+		return n == 1
+	})
+	return out
+}
+
+func transferConfig() Config {
+	cfg := defaultTestConfig()
+	cfg.ReferTimeout = 2 * time.Second
+	cfg.AcceptTimeout = 1500 * time.Millisecond
+	cfg.CancelWait = time.Second
+	cfg.MessageMax = 4 * time.Second
+	cfg.MessageSilence = 600 * time.Millisecond
+	cfg.ServiceNumber = testService
+	return cfg
+}
+
+func newCallee(t testing.TB, co testphone.CalleeOptions) *testphone.Callee {
+	t.Helper()
+	c, err := testphone.NewCallee(testphone.Options{Logger: testLogger(t)}, co)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func calleeURI(c *testphone.Callee, user string) string {
+	return fmt.Sprintf("sip:%s@%s", user, c.Addr())
+}
+
+func (e *testEnv) newPhoneWith(o testphone.Options) *testphone.Phone {
+	e.t.Helper()
+	o.Logger = testLogger(e.t)
+	p, err := testphone.New(o)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { _ = p.Close() })
+	return p
+}
+
+// transferDecision is a matched transfer decision for rule.
+func transferDecision(rule *routing.Rule) routing.Decision {
+	return routing.Decision{Action: routing.ActionTransfer, Rule: rule.Name, Mode: rule.Mode,
+		Destination: rule.Destination, CallerID: rule.CallerID, Reason: routing.ReasonMatched,
+		Unavailable: rule.Unavailable, Def: rule}
+}
+
+// dialTransfer places a call from p, waits for the greeting and presses 1.
+func (e *testEnv) dialTransfer(p *testphone.Phone, o testphone.InviteOptions) *testphone.Call {
+	e.t.Helper()
+	if o.From == "" {
+		o.From = testCaller
+	}
+	c, res := e.call(p, o)
+	if res.StatusCode != 200 {
+		e.t.Fatalf("invite: %d", res.StatusCode)
+	}
+	if !c.RTP.WaitPackets(3, 5*time.Second) {
+		e.t.Fatal("no greeting")
+	}
+	if err := c.SendDTMF('1'); err != nil {
+		e.t.Fatal(err)
+	}
+	return c
+}
+
+// waitState waits until the call with SIP Call-ID callID is in state st.
+func (e *testEnv) waitState(callID string, st CallState) {
+	e.t.Helper()
+	eventually(e.t, 10*time.Second, "state "+st.String(), func() bool {
+		for _, s := range e.srv.Registry().List() {
+			if s.SIPCallID == callID {
+				return s.State == st
+			}
+		}
+		return false
+	})
+}
+
+// audioFill is the constant G.711 byte of a level in codec pt.
+func audioFill(pt uint8, level int16) byte {
+	if pt == 8 {
+		return media.EncodeAlaw(level)
+	}
+	return media.EncodeUlaw(level)
+}
+
+// checkBridgeAudio sends 100 packets each way at the same time and checks that at
+// least 99 arrive on the other side with the expected (transcoded) payload.
+func checkBridgeAudio(t testing.TB, c *testphone.Call, callerPT uint8, in *testphone.Incoming) {
+	t.Helper()
+	calleePT := in.AudioPT()
+	const n = 100
+	callerFill, calleeFill := audioFill(callerPT, -2500), audioFill(calleePT, -4500)
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	wg.Add(2)
+	go func() { defer wg.Done(); errs <- c.RTP.SendAudio(callerPT, callerFill, n) }()
+	go func() { defer wg.Done(); errs <- in.RTP.SendAudio(calleePT, calleeFill, n) }()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	atCallee, atCaller := audioFill(calleePT, -2500), audioFill(callerPT, -4500)
+	if callerPT != calleePT { // the bridge transcodes byte for byte
+		if calleePT == 8 {
+			atCallee = media.UlawToAlaw(callerFill)
+			atCaller = media.AlawToUlaw(calleeFill)
+		} else {
+			atCallee = media.AlawToUlaw(callerFill)
+			atCaller = media.UlawToAlaw(calleeFill)
+		}
+	}
+	var gotCallee, gotCaller int
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		gotCallee = in.RTP.CountPayload(calleePT, atCallee)
+		gotCaller = c.RTP.CountPayload(callerPT, atCaller)
+		if gotCallee >= n && gotCaller >= n {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if gotCallee < n*99/100 || gotCaller < n*99/100 {
+		t.Fatalf("bridged audio: callee got %d/%d, caller got %d/%d (loss over 1%%)", gotCallee, n, gotCaller, n)
+	}
+}
+
+// referPBX is a PBX phone that answers REFER with status and, after a 202, sends
+// the NOTIFYs with the sipfrag lines.
+type referPBX struct {
+	phone  *testphone.Phone
+	call   atomic.Pointer[testphone.Call]
+	refers chan *gosip.Request
+}
+
+func (e *testEnv) newReferPBX(status int, sipfrags ...string) *referPBX {
+	r := &referPBX{refers: make(chan *gosip.Request, 4)}
+	r.phone = e.newPhoneWith(testphone.Options{OnRequest: func(req *gosip.Request, tx gosip.ServerTransaction) bool {
+		if req.Method != gosip.REFER {
+			return false
+		}
+		r.refers <- req
+		_ = tx.Respond(gosip.NewResponseFromRequest(req, status, "Whatever", nil))
+		if status != 202 {
+			return true
+		}
+		go func() {
+			c := r.call.Load()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			for i, frag := range sipfrags {
+				ev := gosip.NewHeader("Event", "refer")
+				state := "active;expires=60"
+				if i == len(sipfrags)-1 {
+					ev = gosip.NewHeader("o", "refer") // compact form (RFC 3265 §7.2)
+					state = "terminated;reason=noresource"
+				}
+				_, _ = c.Request(ctx, gosip.NOTIFY, "message/sipfrag", []byte(frag+"\r\n"), ev,
+					gosip.NewHeader("Subscription-State", state))
+			}
+		}()
+		return true
+	}})
+	return r
+}
+
+func (r *referPBX) dial(e *testEnv) *testphone.Call {
+	e.t.Helper()
+	c, res := e.call(r.phone, testphone.InviteOptions{From: testCaller})
+	if res.StatusCode != 200 {
+		e.t.Fatalf("invite: %d", res.StatusCode)
+	}
+	r.call.Store(c)
+	if !c.RTP.WaitPackets(3, 5*time.Second) {
+		e.t.Fatal("no greeting")
+	}
+	if err := c.SendDTMF('1'); err != nil {
+		e.t.Fatal(err)
+	}
+	return c
+}
+
+func headerValue(req *gosip.Request, name string) string {
+	if h := req.GetHeader(name); h != nil {
+		return h.Value()
+	}
+	return ""
+}
