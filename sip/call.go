@@ -51,6 +51,7 @@ type call struct {
 	answeredOK bool // a 2xx to the initial INVITE went out
 	confirmed  bool // its ACK arrived
 	ending     bool
+	byeIn      bool // the caller's BYE arrived: later requests of the dialog get 481
 	endReason  EndReason
 	lookupRes  lookup.Result
 	lookupDone bool
@@ -117,7 +118,19 @@ func (c *call) setState(s CallState) {
 func (c *call) isEnding() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.ending
+	return c.ending || c.byeIn
+}
+
+// takeBye claims the caller's BYE: false when the call already ends or another
+// BYE got there first, so a second BYE gets 481 even before teardown finished.
+func (c *call) takeBye() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ending || c.byeIn {
+		return false
+	}
+	c.byeIn = true
+	return true
 }
 
 func (c *call) snapshot() CallSnapshot {

@@ -355,7 +355,7 @@ func (s *Server) onBye(req *gosip.Request, tx gosip.ServerTransaction) {
 		return
 	}
 	c := s.callFor(req)
-	if c == nil {
+	if c == nil || !c.takeBye() {
 		s.replyOutOfDialog(tx, req, ErrCallNotFound)
 		return
 	}
