@@ -328,3 +328,15 @@ func (s *RuleSet) staffByName(q string) (*entry, bool) {
 	}
 	return pickOne(partial)
 }
+
+// Extensions lists the extensions of the valid rules, for a menu that collects
+// multi-digit input.
+func (s *RuleSet) Extensions() []string {
+	var out []string
+	for _, st := range s.All() {
+		if st.Valid() && st.Rule.Extension != "" {
+			out = append(out, st.Rule.Extension)
+		}
+	}
+	return out
+}

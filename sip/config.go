@@ -193,10 +193,12 @@ type TransferRequest struct {
 	Media *media.Session
 }
 
-// Transferer executes a transfer decision (issue 5). Transfer returns nil when the
-// call has been handed off (the menu stops; the transferer ends the caller leg via
-// the Hangup API or its own signalling) and an error when nobody could be reached
-// (the caller hears nobody_available and returns to the menu).
+// Transferer replaces the built-in transfer executor (cold REFER, warm bridge,
+// transfer.go) when plugged in with WithTransferer: for embedding and tests.
+// Transfer returns nil when the call has been handed off (the menu stops; the
+// transferer ends the caller leg via the Hangup API or its own signalling) and an
+// error when nobody could be reached (the caller hears nobody_available and
+// returns to the menu).
 type Transferer interface {
 	Transfer(ctx context.Context, req TransferRequest) error
 }
@@ -214,7 +216,7 @@ func WithLookup(l Lookup) Option { return func(s *Server) { s.lookup = l } }
 // WithRouter sets the router. Without it every intent is unserved.
 func WithRouter(r Router) Option { return func(s *Server) { s.router = r } }
 
-// WithTransferer plugs in the transfer executor.
+// WithTransferer plugs in an external transfer executor instead of the built-in one.
 func WithTransferer(t Transferer) Option { return func(s *Server) { s.transferer = t } }
 
 // WithPorts sets the RTP port allocator (default 10000-20000).

@@ -27,15 +27,7 @@ func (r ruleRouter) Fallback(ctx context.Context, call CallInfo, rule string) ro
 	return routing.Fallback(r.set, rule, time.Now())
 }
 
-func (r ruleRouter) Extensions(ctx context.Context) []string {
-	var out []string
-	for _, st := range r.set.All() {
-		if st.Valid() && st.Rule.Extension != "" {
-			out = append(out, st.Rule.Extension)
-		}
-	}
-	return out
-}
+func (r ruleRouter) Extensions(ctx context.Context) []string { return r.set.Extensions() }
 
 func quistLookup() *fakeLookup {
 	return &fakeLookup{result: lookup.Result{Status: lookup.StatusFound, Number: testCaller,

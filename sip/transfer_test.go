@@ -140,6 +140,9 @@ func TestColdReferSipfrag503FallsBackToBridge(t *testing.T) {
 	coldFallback(t, 202, "SIP/2.0 100 Trying", "SIP/2.0 503 Service Unavailable")
 }
 
+// 202 and then no NOTIFY: the REFER times out (Config.ReferTimeout) and falls back.
+func TestColdReferTimeoutFallsBackToBridge(t *testing.T) { coldFallback(t, 202) }
+
 func TestColdReferFallbackNoneRunsUnavailable(t *testing.T) {
 	t.Parallel()
 	cfg := transferConfig()

@@ -27,6 +27,9 @@ func (r router) Decide(_ context.Context, call sip.CallInfo, intent routing.Inte
 	return r.store.Decide(call.Lookup, intent, r.now())
 }
 
+// Extensions lets the menu collect multi-digit extensions (sip.ExtensionLister).
+func (r router) Extensions(context.Context) []string { return r.store.Rules().Extensions() }
+
 func (r router) Fallback(_ context.Context, _ sip.CallInfo, rule string) routing.Decision {
 	return r.store.Fallback(rule, r.now())
 }
