@@ -16,6 +16,7 @@ import (
 
 func cmdDemo(ctx context.Context, s stdio, args []string) error {
 	fs, cfgPath := newFlags("demo")
+	call := fs.Bool("call", false, "also place a scripted call with built-in test phones, print each step, then stop")
 	if _, err := parseArgs(fs, args); err != nil {
 		return err
 	}
@@ -30,6 +31,9 @@ func cmdDemo(ctx context.Context, s stdio, args []string) error {
 	defer os.RemoveAll(dir)
 	if err := demoConfig(cfg, dir); err != nil {
 		return err
+	}
+	if *call {
+		return demoCall(ctx, s, cfg, dir)
 	}
 	log := newLogger(cfg.Log, s.err)
 	stopClio, err := startDemoClio(cfg, log)
