@@ -231,6 +231,11 @@ func (c *call) end(reason EndReason, sendBye bool) {
 		return
 	}
 	c.ending = true
+	if c.byeIn {
+		// The caller's BYE is already in (its teardown was about to run): the
+		// dialog is over, so no BYE of ours, and the caller ended the call.
+		reason, sendBye = EndCallerBye, false
+	}
 	c.endReason = reason
 	c.state = StateEnding
 	close(c.quit)
