@@ -30,7 +30,7 @@ type command struct {
 func commands() map[string]command {
 	return map[string]command{
 		"serve":    {"run the SIP server (-config FILE)", cmdServe},
-		"demo":     {"run the server on loopback with the sandbox Clio and print how to call it", cmdDemo},
+		"demo":     {"run the server on loopback with the sandbox Clio and sample rules (--call: place a scripted call)", cmdDemo},
 		"version":  {"print the version", cmdVersion},
 		"rules":    {"manage transfer rules: add|set|rm|list|show|test|export|import", cmdRules},
 		"closures": {"manage firm closures: add|list|rm", cmdClosures},
