@@ -98,17 +98,11 @@ func (s *Session) PlayLoop(ctx context.Context, p *Prompt) error {
 	if p == nil || len(p.Samples) == 0 {
 		return errors.New("media: play loop: empty prompt")
 	}
-	if s.bridged() {
-		return ErrBridged
+	release, err := s.acquirePlay(ctx)
+	if err != nil {
+		return err
 	}
-	select {
-	case s.play <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-s.done:
-		return ErrSessionClosed
-	}
-	defer func() { <-s.play }()
+	defer release()
 	marker := true
 	for {
 		if err := s.playLocked(ctx, p.Samples, marker); err != nil {

@@ -418,18 +418,28 @@ func (s *Session) Play(ctx context.Context, p *Prompt) error {
 	if p == nil {
 		return errors.New("media: play: nil prompt")
 	}
+	release, err := s.acquirePlay(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return s.playLocked(ctx, p.Samples, true)
+}
+
+// acquirePlay takes the session's one playing slot (prompts never interleave);
+// release gives it back.
+func (s *Session) acquirePlay(ctx context.Context) (release func(), err error) {
 	if s.bridged() {
-		return ErrBridged
+		return nil, ErrBridged
 	}
 	select {
 	case s.play <- struct{}{}:
+		return func() { <-s.play }, nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	case <-s.done:
-		return ErrSessionClosed
+		return nil, ErrSessionClosed
 	}
-	defer func() { <-s.play }()
-	return s.playLocked(ctx, p.Samples, true)
 }
 
 // playLocked sends samples paced at 20 ms; the caller holds s.play. marker sets the
