@@ -255,8 +255,11 @@ func TestCleanTTSText(t *testing.T) {
 
 func TestTTSEspeakNG(t *testing.T) {
 	if _, err := exec.LookPath("espeak-ng"); err != nil {
-		// espeak-ng is optional at run time (CI does not install it); the fallback
-		// is covered by TestTTSFallbackWithoutSynthesizer.
+		// espeak-ng is optional at run time; the fallback is covered by
+		// TestTTSFallbackWithoutSynthesizer. CI installs it, so there it must run.
+		if os.Getenv("CI") == "true" {
+			t.Fatal("espeak-ng not installed: .ci/run installs it")
+		}
 		t.Skip("espeak-ng not installed")
 	}
 	tts, err := NewTTS(TTSConfig{CacheDir: t.TempDir()})

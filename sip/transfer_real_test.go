@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -190,6 +191,9 @@ func TestWarmWhisperSpokenWithTTS(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !tts.Available() {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("espeak-ng not installed: .ci/run installs it")
+		}
 		t.Skip("espeak-ng not installed")
 	}
 	callee := newCallee(t, testphone.CalleeOptions{})
