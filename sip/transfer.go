@@ -420,7 +420,9 @@ func (c *call) noteDecision(dec routing.Decision) {
 func (c *call) setOutcome(o records.Outcome) {
 	c.mu.Lock()
 	c.outcome = o
+	mode := c.dec.Mode
 	c.mu.Unlock()
+	c.notifyRecordOutcome(mode, o) // transfer_result event and metrics
 }
 
 // Transfer injects intent into the live, answered call id as if the caller had

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -98,7 +99,8 @@ func serve(ctx context.Context, s stdio, cfg *config.Config, ready func(*app)) e
 	if a.msgs, err = records.NewMessageStore(runCtx, db, cfg.Transfer.MessagesDir); err != nil {
 		return fmt.Errorf("transfer.messages_dir: %w", err)
 	}
-	lk, closeLookup, err := openLookup(runCtx, cfg, db, log)
+	clioHTTP := &http.Client{Transport: clioMetrics{next: http.DefaultTransport, m: a.metrics}}
+	lk, closeLookup, err := openLookupWith(runCtx, cfg, db, log, clioHTTP)
 	if err != nil {
 		return err
 	}
@@ -108,7 +110,9 @@ func serve(ctx context.Context, s stdio, cfg *config.Config, ready func(*app)) e
 	if err != nil {
 		return err
 	}
-	a.trace = &tracer{log: log}
+	// The trace is switched on to be read: it logs whatever log.level says.
+	traceLog := newLogger(config.Log{Level: "debug", Format: cfg.Log.Format}, s.err)
+	a.trace = &tracer{log: traceLog}
 	if cfg.HEP.Address != "" {
 		if a.trace.hep, err = hep.NewExporter(cfg.HEP.Address, cfg.HEP.AgentID,
 			hep.ExporterOptions{AuthKey: cfg.HEP.Password, Logger: log}); err != nil {
@@ -204,10 +208,20 @@ func sipConfig(cfg *config.Config) (sip.Config, error) {
 // startHTTP serves the control API, metrics, health and the Clio OAuth pages on
 // http.listen.
 func (a *app) startHTTP(ctx context.Context, db *sql.DB) (stop func(), err error) {
-	oauth, err := clioOAuthHandler(ctx, a.cfg, db, a.log)
+	ln, err := net.Listen("tcp", a.cfg.HTTP.Listen)
 	if err != nil {
+		return nil, fmt.Errorf("http.listen: %w", err)
+	}
+	// The default OAuth redirect URI names the port actually bound (http.listen
+	// may say port 0, as the demo does when 8080 is taken).
+	ocfg := *a.cfg
+	ocfg.HTTP.Listen = boundListen(a.cfg.HTTP.Listen, ln.Addr())
+	oauth, err := clioOAuthHandler(ctx, &ocfg, db, a.log)
+	if err != nil {
+		_ = ln.Close()
 		return nil, err
 	}
+	a.httpLn = ln
 	api := httpapi.New(httpapi.Options{
 		Token:    a.cfg.HTTP.Token,
 		Calls:    callsAPI{srv: a.sip},
@@ -221,10 +235,6 @@ func (a *app) startHTTP(ctx context.Context, db *sql.DB) (stop func(), err error
 		Extra:    oauth,
 		Logger:   a.log,
 	})
-	a.httpLn, err = net.Listen("tcp", a.cfg.HTTP.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("http.listen: %w", err)
-	}
 	hs := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	hs.RegisterOnShutdown(api.Close)
 	done := make(chan struct{})
@@ -240,6 +250,17 @@ func (a *app) startHTTP(ctx context.Context, db *sql.DB) (stop func(), err error
 		_ = hs.Shutdown(sctx)
 		<-done
 	}, nil
+}
+
+// boundListen is the configured listen address with the port the listener
+// actually got.
+func boundListen(configured string, bound net.Addr) string {
+	host, _, err := net.SplitHostPort(configured)
+	tcp, ok := bound.(*net.TCPAddr)
+	if err != nil || !ok {
+		return configured
+	}
+	return net.JoinHostPort(host, strconv.Itoa(tcp.Port))
 }
 
 // shutdown drains on SIGTERM (INVITE and OPTIONS get 503, /healthz says draining,

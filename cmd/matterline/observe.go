@@ -6,6 +6,9 @@ package main
 
 import (
 	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +21,45 @@ import (
 	"github.com/matterline/matterline/routing"
 	"github.com/matterline/matterline/sip"
 )
+
+// clioMetrics counts the Clio API requests by endpoint and status and records
+// Clio's X-RateLimit-Remaining; it wraps the transport of the lookup's HTTP
+// client. Only the path's resource name becomes a label (metrics maps anything
+// unknown to "other"), never a query or an id.
+type clioMetrics struct {
+	next http.RoundTripper
+	m    *metrics.Metrics
+}
+
+func (t clioMetrics) RoundTrip(r *http.Request) (*http.Response, error) {
+	res, err := t.next.RoundTrip(r)
+	code := 0
+	if err == nil {
+		code = res.StatusCode
+		if n, err := strconv.Atoi(res.Header.Get("X-RateLimit-Remaining")); err == nil {
+			t.m.ClioRateLimitRemaining(n)
+		}
+	}
+	t.m.ClioRequest(clioEndpoint(r.URL.Path), code)
+	return res, err
+}
+
+// clioEndpoint names a Clio request for metrics: "/api/v4/contacts.json" is
+// contacts, "/api/v4/users/who_am_i.json" who_am_i, "/oauth/token" token.
+func clioEndpoint(path string) string {
+	if strings.HasSuffix(path, "/oauth/token") {
+		return "token"
+	}
+	_, rest, ok := strings.Cut(path, "/api/v4/")
+	if !ok {
+		return metrics.Other
+	}
+	if strings.Contains(rest, "who_am_i") {
+		return "who_am_i"
+	}
+	first, _, _ := strings.Cut(rest, "/")
+	return strings.TrimSuffix(first, ".json")
+}
 
 // newMetrics knows the outcome words of sip and records as label values.
 func newMetrics() *metrics.Metrics {
@@ -81,7 +123,13 @@ func (o observer) CallEnded(callID string, end sip.CallEnd) {
 func (o observer) SIPResponse(method string, code int) { o.m.SIPResponse(method, code) }
 func (o observer) DTMF(_ string, source string)        { o.m.DTMFDigit(source) }
 func (o observer) Draining(d bool)                     { o.m.SetDraining(d) }
-func (o observer) ActiveCalls(n int)                   { o.m.SetActiveCalls(n) }
+
+// ActiveCalls is ignored: the active-calls gauge follows CallStarted and
+// CallEnded, which come in pairs. The registry's count cannot be mixed in: a
+// call whose menu or transfer goroutine still runs leaves the registry before
+// its CallEnded arrives, and setting the gauge to the count then made the later
+// CallEnded take it below zero.
+func (o observer) ActiveCalls(int) {}
 
 func (o observer) RTPStats(_ string, st media.Stats) {
 	o.m.RTPIn(int(st.PacketsIn))

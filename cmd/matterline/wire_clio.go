@@ -153,7 +153,13 @@ func newClioService(cfg *config.Config, d *clioDeps, log *slog.Logger) (*clio.Se
 // cache when a connection is configured (static token or stored OAuth tokens),
 // else a lookup that answers unconfigured. The returned close func releases it.
 func openLookup(ctx context.Context, cfg *config.Config, db *sql.DB, log *slog.Logger) (lookuper, func(), error) {
-	d, err := newClio(ctx, cfg, db, log, nil)
+	return openLookupWith(ctx, cfg, db, log, nil)
+}
+
+// openLookupWith is openLookup with the HTTP client of the Clio requests (nil: a
+// plain one); serve passes one that counts them in the metrics.
+func openLookupWith(ctx context.Context, cfg *config.Config, db *sql.DB, log *slog.Logger, hc *http.Client) (lookuper, func(), error) {
+	d, err := newClio(ctx, cfg, db, log, hc)
 	if err != nil {
 		return nil, nil, fmt.Errorf("clio: %w", err)
 	}
