@@ -136,8 +136,15 @@ func (c *call) takeBye() bool {
 func (c *call) snapshot() CallSnapshot {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	var dec *routing.Decision
+	if c.dec.Action != routing.ActionUnknown {
+		d := c.dec
+		d.Def = nil // the rule definition stays inside routing
+		dec = &d
+	}
 	return CallSnapshot{
-		ID: c.id, SIPCallID: c.sipCallID, Caller: c.caller, Callee: c.callee,
+		Decision: dec,
+		ID:       c.id, SIPCallID: c.sipCallID, Caller: c.caller, Callee: c.callee,
 		State: c.state, Started: c.started, Answered: c.answered,
 		Lookup: c.lookupRes, LookupDone: c.lookupDone,
 		Intents:   append([]routing.Intent(nil), c.intents...),

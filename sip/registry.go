@@ -51,6 +51,8 @@ type CallSnapshot struct {
 	LookupDone bool             `json:"lookup_done"`
 	Intents    []routing.Intent `json:"intents,omitempty"`
 	EndReason  EndReason        `json:"end_reason,omitempty"`
+	// Decision is the last routing decision on the call; nil before the first.
+	Decision *routing.Decision `json:"decision,omitempty"`
 }
 
 // Registry holds the live calls of a Server. Safe for concurrent use.

@@ -172,7 +172,8 @@ func (a callsAPI) Hangup(ctx context.Context, id string) error {
 }
 
 func apiCall(s sip.CallSnapshot) httpapi.Call {
-	c := httpapi.Call{ID: s.ID, Caller: s.Caller, Called: s.Callee, State: s.State.String(), Started: s.Started}
+	c := httpapi.Call{ID: s.ID, Caller: s.Caller, Called: s.Callee, State: s.State.String(), Started: s.Started,
+		Decision: s.Decision}
 	if s.LookupDone {
 		c.Lookup = s.Lookup
 	}

@@ -112,8 +112,19 @@ func TestE2EVoiceAgentTransfer(t *testing.T) {
 			if d.Error != "unprocessable" || d.Decision == nil || d.Decision.Reason != "outside_hours" || d.Decision.Rule != "closed" {
 				t.Fatalf("transfer to the closed rule: %+v", d)
 			}
-			// The call plays "outside hours" and returns to the menu.
+			// The call plays "outside hours" and returns to the menu; the agent sees
+			// the last decision on the call.
 			c = s.waitCall()
+			var withDec struct {
+				Decision *struct {
+					Action string `json:"action"`
+					Reason string `json:"reason"`
+				} `json:"decision"`
+			}
+			s.api("GET", "/v1/calls/"+c.ID, nil, http.StatusOK, &withDec)
+			if withDec.Decision == nil || withDec.Decision.Reason != "outside_hours" {
+				t.Fatalf("GET /v1/calls/{id} decision = %+v, want the outside_hours one", withDec.Decision)
+			}
 		}
 
 		var d apiDecision
