@@ -12,19 +12,8 @@ import (
 // a new media address, or a session refresh (RFC 4028 §7.4). Its 2xx is
 // retransmitted until the ACK (RFC 3261 §13.3.1.4); no ACK ends the call.
 func (s *Server) onReinvite(req *gosip.Request, tx gosip.ServerTransaction) {
-	c := s.callFor(req)
-	if c == nil {
-		s.replyErr(tx, req, ErrCallNotFound)
-		return
-	}
-	st, err := sessionTimerFromRequest(req)
-	if err != nil {
-		s.replyErr(tx, req, err)
-		return
-	}
-	interval, err := st.negotiate(s.cfg.SessionExpires)
-	if err != nil {
-		s.replyErr(tx, req, err)
+	c, st, interval, ok := s.refreshTarget(req, tx, false)
+	if !ok {
 		return
 	}
 
@@ -72,7 +61,7 @@ func (s *Server) onReinvite(req *gosip.Request, tx gosip.ServerTransaction) {
 	res := s.buildOK(c, req, media.BuildSDP(c.local), c.interval)
 	pa := &pendingAck{cseq: seq, ch: make(chan struct{})}
 	c.pendingAck = pa
-	err = tx.Respond(res)
+	err := tx.Respond(res)
 	c.mu.Unlock()
 	if err != nil {
 		c.log.Info("re-invite answer failed", "error", err)
@@ -139,19 +128,8 @@ func (s *Server) onUpdate(req *gosip.Request, tx gosip.ServerTransaction) {
 	if s.routeOutLeg(req, tx) { // an outbound leg's request (leg_outbound.go)
 		return
 	}
-	c := s.callFor(req)
-	if c == nil {
-		s.replyOutOfDialog(tx, req, ErrCallNotFound)
-		return
-	}
-	st, err := sessionTimerFromRequest(req)
-	if err != nil {
-		s.replyErr(tx, req, err)
-		return
-	}
-	interval, err := st.negotiate(s.cfg.SessionExpires)
-	if err != nil {
-		s.replyErr(tx, req, err)
+	c, st, interval, ok := s.refreshTarget(req, tx, true)
+	if !ok {
 		return
 	}
 	c.mu.Lock()
@@ -185,7 +163,7 @@ func (s *Server) onUpdate(req *gosip.Request, tx gosip.ServerTransaction) {
 			res.AppendHeader(h)
 		}
 	}
-	err = tx.Respond(res)
+	err := tx.Respond(res)
 	c.mu.Unlock()
 	if err != nil {
 		c.log.Debug("update answer failed", "error", err)
@@ -200,4 +178,31 @@ func (c *call) sessionInterval() time.Duration {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.interval
+}
+
+// refreshTarget finds the call of an in-dialog re-INVITE or UPDATE and negotiates
+// its RFC 4028 session interval (and returns the request's timer headers); when it returns false it has answered the request
+// (481 for no call, 403 for an untrusted source when outOfDialog, 422/400 for a bad
+// timer).
+func (s *Server) refreshTarget(req *gosip.Request, tx gosip.ServerTransaction, outOfDialog bool) (*call, sessionTimerReq, time.Duration, bool) {
+	c := s.callFor(req)
+	if c == nil {
+		if outOfDialog {
+			s.replyOutOfDialog(tx, req, ErrCallNotFound)
+		} else {
+			s.replyErr(tx, req, ErrCallNotFound)
+		}
+		return nil, sessionTimerReq{}, 0, false
+	}
+	st, err := sessionTimerFromRequest(req)
+	if err != nil {
+		s.replyErr(tx, req, err)
+		return nil, sessionTimerReq{}, 0, false
+	}
+	interval, err := st.negotiate(s.cfg.SessionExpires)
+	if err != nil {
+		s.replyErr(tx, req, err)
+		return nil, sessionTimerReq{}, 0, false
+	}
+	return c, st, interval, true
 }
