@@ -127,10 +127,16 @@ func TestWarmNoAnswerTakesMessageRealStores(t *testing.T) {
 		t.Errorf("wav has %d loud samples, want the caller's audio", loud)
 	}
 
-	recs, err := calls.List(ctx, records.Filter{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The record is written when the flow finishes (flowDone), which can be just
+	// after the call left the registry: wait for it.
+	var recs []records.CallRecord
+	eventually(t, 10*time.Second, "call record", func() bool {
+		var err error
+		if recs, err = calls.List(ctx, records.Filter{}); err != nil {
+			t.Fatal(err)
+		}
+		return len(recs) > 0
+	})
 	if len(recs) != 1 {
 		t.Fatalf("%d call records, want 1", len(recs))
 	}
