@@ -130,9 +130,13 @@ func newAgent(cfg agentConfig) (*agent, error) {
 		_ = a.srv.ServeUDP(a.pc)
 	}()
 	// SIPGO-NOTES: a request sent before sipgo registered the listener makes it
-	// bind the same port again; wait until it is up.
+	// bind the same port again; wait until it is up. sipgo registers the listen
+	// port before it adds the listening socket to its connection pool, and a
+	// request sent in between goes out on a new unbound socket that is never
+	// closed: wait for the pool too.
 	deadline := time.Now().Add(listenWait)
-	for len(a.ua.TransportLayer().ListenPorts("udp")) == 0 {
+	tl := a.ua.TransportLayer()
+	for len(tl.ListenPorts("udp")) == 0 || tl.Pool("udp").Size() == 0 {
 		if time.Now().After(deadline) {
 			a.close()
 			return nil, errors.New("phone: sip listener did not start")
