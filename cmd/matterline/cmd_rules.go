@@ -143,6 +143,23 @@ func positionals(fs *flag.FlagSet, pos []string, want ...string) error {
 	return nil
 }
 
+// startRulesCmd parses a rules/closures subcommand's flags and exactly the
+// positional arguments named by want, then opens the rules store of -config.
+func startRulesCmd(ctx context.Context, fs *flag.FlagSet, cfgPath *string, args []string, want ...string) ([]string, *rulesEnv, error) {
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := positionals(fs, pos, want...); err != nil {
+		return nil, nil, err
+	}
+	env, err := openRules(ctx, *cfgPath) // -config is known only after parsing
+	if err != nil {
+		return nil, nil, err
+	}
+	return pos, env, nil
+}
+
 // ruleFlags are the flags of rules add and rules set. All are strings so that
 // set can tell which were given (fs.Visit) and report bad values by field.
 type ruleFlags struct {
@@ -360,14 +377,7 @@ func findRule(ctx context.Context, st *routing.Store, name string) (routing.Rule
 
 func rulesRm(ctx context.Context, s stdio, args []string) error {
 	fs, cfgPath := newFlags("rules rm")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := positionals(fs, pos, "NAME"); err != nil {
-		return err
-	}
-	env, err := openRules(ctx, *cfgPath)
+	pos, env, err := startRulesCmd(ctx, fs, cfgPath, args, "NAME")
 	if err != nil {
 		return err
 	}
@@ -407,14 +417,7 @@ func status(st routing.RuleStatus) string {
 func rulesList(ctx context.Context, s stdio, args []string) error {
 	fs, cfgPath := newFlags("rules list")
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := positionals(fs, pos); err != nil {
-		return err
-	}
-	env, err := openRules(ctx, *cfgPath)
+	_, env, err := startRulesCmd(ctx, fs, cfgPath, args)
 	if err != nil {
 		return err
 	}
@@ -462,14 +465,7 @@ func orAlways(s string) string {
 func rulesShow(ctx context.Context, s stdio, args []string) error {
 	fs, cfgPath := newFlags("rules show")
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := positionals(fs, pos, "NAME"); err != nil {
-		return err
-	}
-	env, err := openRules(ctx, *cfgPath)
+	pos, env, err := startRulesCmd(ctx, fs, cfgPath, args, "NAME")
 	if err != nil {
 		return err
 	}

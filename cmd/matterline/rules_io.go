@@ -11,14 +11,7 @@ import (
 // rulesExport prints all rules and closures as YAML (the import format).
 func rulesExport(ctx context.Context, s stdio, args []string) error {
 	fs, cfgPath := newFlags("rules export")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := positionals(fs, pos); err != nil {
-		return err
-	}
-	env, err := openRules(ctx, *cfgPath)
+	_, env, err := startRulesCmd(ctx, fs, cfgPath, args)
 	if err != nil {
 		return err
 	}
@@ -76,14 +69,7 @@ func rulesImport(ctx context.Context, s stdio, args []string) error {
 func closuresAdd(ctx context.Context, s stdio, args []string) error {
 	fs, cfgPath := newFlags("closures add")
 	note := fs.String("note", "", "what the closure is, e.g. Christmas Day")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := positionals(fs, pos, "DATE"); err != nil {
-		return err
-	}
-	env, err := openRules(ctx, *cfgPath)
+	pos, env, err := startRulesCmd(ctx, fs, cfgPath, args, "DATE")
 	if err != nil {
 		return err
 	}
@@ -104,14 +90,7 @@ func closuresAdd(ctx context.Context, s stdio, args []string) error {
 func closuresList(ctx context.Context, s stdio, args []string) error {
 	fs, cfgPath := newFlags("closures list")
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := positionals(fs, pos); err != nil {
-		return err
-	}
-	env, err := openRules(ctx, *cfgPath)
+	_, env, err := startRulesCmd(ctx, fs, cfgPath, args)
 	if err != nil {
 		return err
 	}
@@ -149,14 +128,7 @@ func closuresList(ctx context.Context, s stdio, args []string) error {
 
 func closuresRm(ctx context.Context, s stdio, args []string) error {
 	fs, cfgPath := newFlags("closures rm")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := positionals(fs, pos, "DATE"); err != nil {
-		return err
-	}
-	env, err := openRules(ctx, *cfgPath)
+	pos, env, err := startRulesCmd(ctx, fs, cfgPath, args, "DATE")
 	if err != nil {
 		return err
 	}
