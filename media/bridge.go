@@ -180,7 +180,7 @@ func NewBridge(ctx context.Context, a, b *Session, opts BridgeOptions) (*Bridge,
 	br.hookA, br.hookB = &hA, &hB
 	br.prevA = a.handler.Swap(br.hookA)
 	br.prevB = b.handler.Swap(br.hookB)
-	br.log.Debug("bridge started", "codec_a", a.codec.Name, "codec_b", b.codec.Name)
+	br.log.Debug("bridge started", "codec_a", a.Codec().Name, "codec_b", b.Codec().Name)
 	go br.watch()
 	return br, nil
 }
@@ -260,8 +260,8 @@ type relay struct {
 func newRelay(src, dst *Session, threshold time.Duration) *relay {
 	r := &relay{src: src, dst: dst, threshold: int64(threshold / (time.Second / sampleRate))}
 	switch {
-	case src.codec.isAlaw() == dst.codec.isAlaw():
-	case src.codec.isAlaw():
+	case src.Codec().isAlaw() == dst.Codec().isAlaw():
+	case src.Codec().isAlaw():
 		r.table = &alawToUlawTable
 	default:
 		r.table = &ulawToAlawTable
@@ -297,10 +297,11 @@ func (r *relay) handle(pkt *rtp.Packet, _ netip.AddrPort) {
 		return
 	}
 	src, dst := r.src, r.dst
-	audio := pkt.PayloadType == src.codec.PayloadType
+	sf, df := src.format(), dst.format()
+	audio := pkt.PayloadType == sf.codec.PayloadType
 	n := len(pkt.Payload)
 	switch {
-	case !audio && !dst.hasDTMF:
+	case !audio && !df.hasDTMF:
 		r.dropped.Add(1) // RFC 4733 §7.1.1: the destination did not ask for events
 		return
 	case n == 0 || rtpHeaderSize+n > len(r.buf):
@@ -332,14 +333,14 @@ func (r *relay) handle(pkt *rtp.Packet, _ netip.AddrPort) {
 		marker bool
 	)
 	if audio {
-		ts, pt, marker = pkt.Timestamp+r.offset, dst.codec.PayloadType, pkt.Marker || r.marker
+		ts, pt, marker = pkt.Timestamp+r.offset, df.codec.PayloadType, pkt.Marker || r.marker
 	} else {
 		// All packets of one event keep one timestamp (RFC 4733 §2.5.1.2), even if
 		// the offset moved during the event.
 		if !r.evValid || pkt.Timestamp != r.evIn {
 			r.evValid, r.evIn, r.evOut = true, pkt.Timestamp, pkt.Timestamp+r.offset
 		}
-		ts, pt, marker = r.evOut, dst.dtmfPT, pkt.Marker
+		ts, pt, marker = r.evOut, df.dtmfPT, pkt.Marker
 	}
 	b := r.buf[:rtpHeaderSize+n]
 	putRTPHeader(b, marker, pt, w.pkt.SequenceNumber, ts, w.pkt.SSRC)

@@ -71,7 +71,7 @@ func (s *Session) SendDTMF(ctx context.Context, key rune, dur time.Duration) err
 	if !ok {
 		return fmt.Errorf("media: send dtmf: %w: key %q", ErrBadDTMF, key)
 	}
-	if !s.hasDTMF {
+	if !s.format().hasDTMF {
 		return ErrNoTelephoneEvent
 	}
 	if s.bridged() {
@@ -136,7 +136,7 @@ func (s *Session) sendEvent(job *dtmfJob) error {
 		closed bool
 	)
 	send := func(marker bool, ev TelephoneEvent) {
-		putRTPHeader(buf[:], marker, s.dtmfPT, w.pkt.SequenceNumber, ts, w.pkt.SSRC)
+		putRTPHeader(buf[:], marker, s.format().dtmfPT, w.pkt.SequenceNumber, ts, w.pkt.SSRC)
 		ev.MarshalTo(buf[rtpHeaderSize:])
 		sent, err := s.transmit(buf[:])
 		if errors.Is(err, ErrSessionClosed) {

@@ -143,7 +143,7 @@ func (s *Session) Record(ctx context.Context, sink SampleSink, opts RecordOption
 		return Recording{Reason: StopHangup}, nil
 	default:
 	}
-	rec := newRecorder(s.codec, opts)
+	rec := newRecorder(s.Codec(), opts)
 
 	free := make(chan *recPacket, recQueue)
 	full := make(chan *recPacket, recQueue)
@@ -151,7 +151,7 @@ func (s *Session) Record(ctx context.Context, sink SampleSink, opts RecordOption
 		free <- new(recPacket)
 	}
 	var lost atomic.Int64
-	audioPT := s.codec.PayloadType
+	audioPT := s.Codec().PayloadType
 	h := PacketHandler(func(pkt *rtp.Packet, _ netip.AddrPort) {
 		if pkt.PayloadType != audioPT || len(pkt.Payload) == 0 {
 			return

@@ -75,9 +75,7 @@ type Stats struct {
 // the blocked read (net.ErrClosed is the clean exit), and waits for it.
 type Session struct {
 	conn      *net.UDPConn
-	codec     Codec
-	hasDTMF   bool
-	dtmfPT    uint8
+	fmt       atomic.Pointer[format] // what goes on the wire (SetFormat)
 	timeout   time.Duration
 	onClose   func()
 	log       *slog.Logger
@@ -143,9 +141,6 @@ func NewSession(cfg SessionConfig) (*Session, error) {
 	}
 	s := &Session{
 		conn:      cfg.Conn,
-		codec:     codec,
-		hasDTMF:   cfg.HasDTMF,
-		dtmfPT:    cfg.DTMFPayloadType,
 		timeout:   max(0, cfg.InactivityTimeout),
 		onClose:   cfg.OnClose,
 		localPort: local.Port,
@@ -158,6 +153,7 @@ func NewSession(cfg SessionConfig) (*Session, error) {
 		inject:    make(chan *dtmfJob),
 	}
 	s.log = log.With("rtp_port", s.localPort)
+	s.fmt.Store(&format{codec: codec, hasDTMF: cfg.HasDTMF, dtmfPT: cfg.DTMFPayloadType})
 	remote := netip.AddrPortFrom(cfg.Remote.Addr().Unmap(), cfg.Remote.Port())
 	s.remote.Store(&remote)
 	s.dir.Store(uint32(DirSendRecv))
@@ -176,7 +172,35 @@ func NewSession(cfg SessionConfig) (*Session, error) {
 func (s *Session) LocalPort() int { return s.localPort }
 
 // Codec is the session's audio format.
-func (s *Session) Codec() Codec { return s.codec }
+func (s *Session) Codec() Codec { return s.format().codec }
+
+// format is a session's negotiated wire format.
+type format struct {
+	codec   Codec
+	hasDTMF bool
+	dtmfPT  uint8
+}
+
+func (s *Session) format() *format { return s.fmt.Load() }
+
+// SetFormat changes the negotiated format: the audio codec (with the payload type
+// the peer uses) and telephone-event. An offer/answer exchange after the session
+// started (a late offer answered in the ACK, a re-offer that moves the
+// telephone-event payload type) calls it; a zero codec means PCMU. Safe from any
+// goroutine; the next packet in or out uses it.
+func (s *Session) SetFormat(c Codec, hasDTMF bool, dtmfPT uint8) {
+	if c.IsZero() {
+		c = PCMU
+	}
+	if c.ClockRate == 0 {
+		c.ClockRate = sampleRate
+	}
+	old := s.fmt.Load()
+	if old.codec == c && old.hasDTMF == hasDTMF && old.dtmfPT == dtmfPT {
+		return
+	}
+	s.fmt.Store(&format{codec: c, hasDTMF: hasDTMF, dtmfPT: dtmfPT})
+}
 
 // DTMF delivers each key press once (RFC 4733 repeats and end retransmissions
 // de-duplicated). Digits from SIP INFO are fed in with InjectDTMF. The channel is
@@ -347,8 +371,9 @@ func (s *Session) handlePacket(b []byte, from netip.AddrPort, now time.Time, pkt
 		return
 	}
 	pt := pkt.PayloadType
-	isDTMF := s.hasDTMF && pt == s.dtmfPT
-	if pt != s.codec.PayloadType && !isDTMF {
+	f := s.format()
+	isDTMF := f.hasDTMF && pt == f.dtmfPT
+	if pt != f.codec.PayloadType && !isDTMF {
 		s.dropped.Add(1) // RTCP on a muxed port, comfort noise, codecs we did not agree
 		return
 	}
@@ -534,9 +559,11 @@ func (s *Session) sendFrame(frame []int16, marker bool) (sent bool, err error) {
 	if !dst.IsValid() || dst.Port() == 0 || dst.Addr().IsUnspecified() {
 		return false, nil
 	}
-	n := Encode(s.codec, w.payload[:], frame)
+	codec := s.format().codec
+	w.pkt.PayloadType = codec.PayloadType
+	n := Encode(codec, w.payload[:], frame)
 	if n < frameSamples {
-		fill := silenceByte(s.codec)
+		fill := silenceByte(codec)
 		for i := n; i < frameSamples; i++ {
 			w.payload[i] = fill
 		}
