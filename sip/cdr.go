@@ -37,20 +37,6 @@ func WithMessages(m MessageStore) Option { return func(s *Server) { s.messages =
 // WithTTS sets the text-to-speech for rule messages and whispers.
 func WithTTS(t Speaker) Option { return func(s *Server) { s.tts = t } }
 
-// flowDone marks the call's own goroutine (menu and transfer) finished; when the
-// call has already ended, the record is written now (end left it to us, so that
-// a message stored after the caller hung up is in it).
-func (c *call) flowDone() {
-	c.mu.Lock()
-	c.flowActive = false
-	write := c.state == StateEnded && !c.recorded
-	c.recorded = c.recorded || write
-	c.mu.Unlock()
-	if write {
-		c.writeRecord()
-	}
-}
-
 // record builds the call's record.
 func (c *call) record(end time.Time) records.CallRecord {
 	c.mu.Lock()
@@ -59,9 +45,7 @@ func (c *call) record(end time.Time) records.CallRecord {
 		ID: c.id, CallID: c.sipCallID, Start: c.started, End: end,
 		Caller: c.caller, Called: c.callee, Outcome: c.outcome,
 	}
-	if c.answeredOK {
-		rec.Answer = c.answered
-	}
+	rec.Answer = c.answered
 	rec.SetLookup(c.lookupRes)
 	for _, in := range c.intents {
 		rec.Intents = append(rec.Intents, in.String())
@@ -78,7 +62,7 @@ func (c *call) record(end time.Time) records.CallRecord {
 	return rec
 }
 
-// writeRecord stores the call record, once per call (the callers make sure).
+// writeRecord stores the call record; teardown calls it once per call.
 func (c *call) writeRecord() {
 	rec := c.record(c.srv.now())
 	c.log.Info("call record", "outcome", rec.Outcome.String(), "end_reason", rec.EndReason.String(),

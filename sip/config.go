@@ -77,6 +77,18 @@ type Config struct {
 	// CancelWait bounds the wait for the final response after we CANCEL an
 	// outbound INVITE (RFC 3261 §9.1 allows 64*T1). Default 4s.
 	CancelWait time.Duration
+	// OutboundAuth answers 401/407 challenges to outbound INVITEs
+	// (sip.outbound_auth).
+	OutboundAuth DigestCredentials
+}
+
+// DigestCredentials answer a digest challenge (RFC 3261 §22.2-§22.3). With Realm
+// empty, only challenges on the way through the outbound proxy are answered; with
+// a realm, only challenges of that realm.
+type DigestCredentials struct {
+	Username string
+	Password string `json:"-"`
+	Realm    string
 }
 
 // Defaults of Config.

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 
-	gosip "github.com/emiago/sipgo/sip"
-
 	"github.com/matterline/matterline/media"
 )
 
@@ -34,38 +32,4 @@ func infoDigit(contentType string, body []byte) (media.Digit, error) {
 	}
 	d.Source = "info"
 	return d, nil
-}
-
-// onInfo handles INFO in a dialog: application/dtmf-relay digits go into the call's
-// DTMF stream (RFC 6086 legacy usage), others get 415.
-func (s *Server) onInfo(req *gosip.Request, tx gosip.ServerTransaction) {
-	if s.routeOutLeg(req, tx) { // an outbound leg's request (leg_outbound.go)
-		return
-	}
-	c := s.callFor(req)
-	if c == nil {
-		s.replyOutOfDialog(tx, req, ErrCallNotFound)
-		return
-	}
-	d, err := infoDigit(contentType(req), req.Body())
-	switch {
-	case errors.Is(err, errEmptyInfo):
-		s.reply(tx, req, 200, "OK")
-		return
-	case err != nil:
-		c.log.Info("info rejected", "error", err)
-		s.replyErr(tx, req, err)
-		return
-	}
-	c.mu.Lock()
-	sess := c.sess
-	ok := !c.ending && sess != nil
-	c.mu.Unlock()
-	if !ok {
-		s.replyErr(tx, req, ErrCallNotFound)
-		return
-	}
-	s.reply(tx, req, 200, "OK")
-	c.log.Debug("info dtmf", "digit", string(d.Key))
-	sess.InjectDTMF(d)
 }

@@ -1,8 +1,10 @@
 package sip
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
@@ -17,15 +19,13 @@ import (
 // ACK (64*T1 with T1 = 500ms, RFC 3261 §13.3.1.4).
 const defaultAckWait = 32 * time.Second
 
-// onInvite handles an INVITE. It keeps running until the final response is sent and,
-// for a 2xx, until its ACK arrives (SIPGO-NOTES: if it returned earlier, every UDP
+// onInvite handles an INVITE: a new call (its own goroutine, live, does the rest)
+// or a re-INVITE in a dialog of ours. The handler keeps running until the call is
+// done with the transaction (SIPGO-NOTES: if it returned earlier, every UDP
 // retransmission of the INVITE would start a new call).
 func (s *Server) onInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 	if hasToTag(req) {
-		if s.routeOutLeg(req, tx) { // a re-INVITE from an outbound leg's callee
-			return
-		}
-		s.onReinvite(req, tx)
+		s.inDialog(req, tx)
 		return
 	}
 	st, interval, err := s.admitInvite(req)
@@ -36,8 +36,7 @@ func (s *Server) onInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 		s.replyErr(tx, req, err)
 		return
 	}
-
-	c := s.newCall(req, st.supported)
+	c := s.newCall(req, tx, st.supported, interval)
 	if err := s.reg.reserve(c, s.cfg.MaxCalls); err != nil {
 		c.log.Warn("invite rejected", "error", err, "calls", s.reg.Count())
 		s.replyErr(tx, req, err)
@@ -45,111 +44,22 @@ func (s *Server) onInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 	}
 	c.log.Debug("invite caller", "caller", c.caller) // full number: debug only
 	c.log.Info("invite", "caller", maskNumber(c.caller), "callee", c.callee, "source", c.source, "transport", c.transport)
-	// The lookup starts the moment the INVITE is accepted, before 100 and answer.
 	s.notifyStarted(c)
-	if !s.spawn(c.runLookup) {
-		s.replyErr(tx, req, ErrClosed)
-		c.end(EndShutdown, false)
-		return
-	}
 	s.reply(tx, req, 100, "Trying")
-	tx.OnCancel(func(*gosip.Request) { s.notifyCancelled() })
-	if s.redirect(c, req, tx) { // sip.mode redirect: 302 when the rules allow
+	// sipgo answers a CANCEL itself (200, then 487 to the INVITE); the call
+	// learns of it here (SIPGO-NOTES).
+	tx.OnCancel(func(*gosip.Request) {
+		s.notifyCancelled()
+		go c.post(cancelEvent{})
+	})
+	if !s.spawn(c.live) {
+		s.replyErr(tx, req, ErrClosed)
+		s.reg.remove(c)
 		return
 	}
-
-	_, neg, err := negotiateOffer(contentType(req), req.Body(), allowedCodecs())
-	if err != nil {
-		c.log.Info("offer rejected", "error", err)
-		s.replyErr(tx, req, err)
-		c.end(mapError(err).End, false)
-		return
-	}
-	dlg, err := s.dialogUA.ReadInvite(req, tx)
-	if err != nil {
-		c.log.Info("invite transaction ended", "error", err)
-		s.replyErr(tx, req, err)
-		c.end(mapError(err).End, false)
-		return
-	}
-	if !s.reg.setDialog(dlg.ID, c) { // ended meanwhile (hangup, shutdown)
-		s.reply(tx, dlg.InviteRequest, 480, "Temporarily Unavailable")
-		return
-	}
-
-	sess, local, err := s.openMedia(c, neg)
-	if err != nil {
-		c.log.Error("media setup failed", "error", err)
-		s.replyErr(tx, dlg.InviteRequest, err)
-		c.end(mapError(err).End, false)
-		return
-	}
-	c.mu.Lock()
-	if c.ending {
-		c.mu.Unlock()
-		_ = sess.Close()
-		s.reply(tx, dlg.InviteRequest, 480, "Temporarily Unavailable")
-		return
-	}
-	c.dlg, c.inviteTx, c.sess, c.neg, c.local = dlg, tx, sess, neg, local
-	c.remoteCSeq = req.CSeq().SeqNo
-	c.interval = interval
-	c.mu.Unlock()
-
-	// Answering waits at most AnswerWait for the lookup.
-	wait := time.NewTimer(s.cfg.AnswerWait)
 	select {
-	case <-c.lookup:
-	case <-wait.C:
-	case <-dlg.Context().Done():
-		wait.Stop()
-		c.log.Info("cancelled before answer")
-		c.end(EndCallerCancel, false)
-		return
-	case <-c.quit:
-		wait.Stop()
-		s.reply(tx, dlg.InviteRequest, 480, "Temporarily Unavailable")
-		return
-	}
-	wait.Stop()
-
-	c.mu.Lock()
-	res := s.buildOK(c, dlg.InviteRequest, media.BuildSDP(local), interval)
-	if c.ending {
-		c.mu.Unlock()
-		s.reply(tx, dlg.InviteRequest, 480, "Temporarily Unavailable")
-		return
-	}
-	if dlg.Context().Err() != nil {
-		c.mu.Unlock()
-		c.end(EndCallerCancel, false)
-		return
-	}
-	pa := &pendingAck{cseq: req.CSeq().SeqNo, ch: make(chan struct{})}
-	c.pendingAck = pa
-	dlg.InviteResponse = res
-	c.answeredOK = true
-	c.answered = s.now()
-	c.state = StateAnswered
-	err = tx.Respond(res)
-	c.mu.Unlock()
-	if err != nil {
-		c.log.Info("answer failed", "error", err)
-		c.end(mapError(err).End, false)
-		return
-	}
-	s.notifyResponse("INVITE", 200)
-	c.log.Info("answered", "codec", neg.Codec.Name, "remote_rtp", neg.Remote.String(),
-		"local_rtp_port", local.Port, "session_interval", interval)
-	if !c.awaitAck(tx, res, pa) {
-		if !c.isEnding() {
-			c.log.Warn("no ack for 200 ok")
-			c.end(EndNoAck, true)
-		}
-		return
-	}
-	if !s.spawn(c.runObserved) { // run, then CallEnded (observe.go)
-		c.end(EndShutdown, true)
+	case <-c.released:
+	case <-c.done:
 	}
 }
 
@@ -170,11 +80,16 @@ func (s *Server) admitInvite(req *gosip.Request) (sessionTimerReq, time.Duration
 	if opts := unsupportedRequire(headerValues(req, "Require")); len(opts) > 0 {
 		return sessionTimerReq{}, 0, &BadExtensionError{Options: opts}
 	}
+	return sessionTimerOf(req, s.cfg.SessionExpires)
+}
+
+// sessionTimerOf reads a request's RFC 4028 headers and negotiates the interval.
+func sessionTimerOf(req *gosip.Request, ours time.Duration) (sessionTimerReq, time.Duration, error) {
 	st, err := sessionTimerFromRequest(req)
 	if err != nil {
 		return st, 0, err
 	}
-	interval, err := st.negotiate(s.cfg.SessionExpires)
+	interval, err := st.negotiate(ours)
 	return st, interval, err
 }
 
@@ -193,7 +108,7 @@ func (s *Server) spawn(f func()) bool {
 	return true
 }
 
-func (s *Server) newCall(req *gosip.Request, timerSupported bool) *call {
+func (s *Server) newCall(req *gosip.Request, tx gosip.ServerTransaction, timerSupported bool, interval time.Duration) *call {
 	id := newCallID()
 	src := sourceAddr(req)
 	l := s.pickListener(req.Transport(), localAddrToward(src))
@@ -201,16 +116,16 @@ func (s *Server) newCall(req *gosip.Request, timerSupported bool) *call {
 	if f := req.From(); f != nil {
 		from = f.Value()
 	}
+	ctx, cancel := context.WithCancel(context.Background())
 	c := &call{
 		id:             id,
 		srv:            s,
 		log:            s.log.With("call_id", id),
-		quit:           make(chan struct{}),
+		ctx:            ctx,
+		cancel:         cancel,
+		events:         make(chan event, 16),
 		done:           make(chan struct{}),
-		lookup:         make(chan struct{}),
-		refresh:        make(chan struct{}, 1),
-		inject:         make(chan injected, 1),
-		holds:          make(chan bool, 4),
+		released:       make(chan struct{}),
 		sipCallID:      req.CallID().Value(),
 		caller:         callerNumber(from, headerValues(req, "P-Asserted-Identity"), s.trusted(req)),
 		callee:         calledNumber(req),
@@ -219,154 +134,82 @@ func (s *Server) newCall(req *gosip.Request, timerSupported bool) *call {
 		source:         req.Source(),
 		laddr:          l.addr,
 		advertise:      s.advertiseFor(l, src),
+		invite:         req,
+		inviteTx:       tx,
 		timerSupported: timerSupported,
+		interval:       interval,
 		state:          StateRinging,
 	}
 	return c
 }
 
-// openMedia binds an RTP port on the listener's address and starts the session.
-// The port goes back to the allocator when the session closes.
-func (s *Server) openMedia(c *call, neg media.Negotiated) (*media.Session, media.LocalSDP, error) {
-	ip := c.laddr.Addr().Unmap()
+// openMedia binds an RTP port on the listener's address and starts a session
+// with its offer/answer state. The port goes back to the allocator when the
+// session closes.
+func (s *Server) openMedia(laddr netip.AddrPort, advertise netip.Addr, log *slog.Logger) (*media.Session, *offerAnswer, error) {
+	ip := laddr.Addr().Unmap()
 	if !ip.IsValid() {
 		ip = netip.IPv4Unspecified()
 	}
 	conn, err := s.ports.Listen(ip)
 	if err != nil {
-		return nil, media.LocalSDP{}, err
+		return nil, nil, err
 	}
 	port := conn.LocalAddr().(*net.UDPAddr).Port
 	sess, err := media.NewSession(media.SessionConfig{
 		Conn:              conn,
-		Codec:             neg.Codec,
-		HasDTMF:           neg.HasDTMF,
-		DTMFPayloadType:   neg.DTMFPayloadType,
-		Remote:            neg.Remote,
+		Codec:             media.PCMU,
 		InactivityTimeout: s.cfg.RTPInactivity,
 		OnClose:           func() { s.ports.Release(port) },
-		Logger:            c.log,
+		Logger:            log,
 	})
 	if err != nil {
 		_ = conn.Close()
 		s.ports.Release(port)
-		return nil, media.LocalSDP{}, err
+		return nil, nil, err
 	}
-	sess.SetDirection(neg.Direction)
-	local := media.LocalSDP{
-		Addr:            c.advertise,
-		Port:            port,
-		SessionID:       randomSessionID(),
-		Version:         1,
-		Codecs:          []media.Codec{neg.Codec},
-		DTMFPayloadType: neg.DTMFPayloadType,
-		HasDTMF:         neg.HasDTMF,
-		Direction:       neg.Direction,
-	}
-	return sess, local, nil
+	// Nothing is sent before the offer/answer says where and how.
+	sess.SetDirection(media.DirInactive)
+	return sess, newOfferAnswer(advertise, port), nil
 }
 
-// buildOK is a 2xx to an INVITE (initial or re-INVITE) with our SDP. c.mu must be
-// held.
-func (s *Server) buildOK(c *call, req *gosip.Request, sdp []byte, interval time.Duration) *gosip.Response {
-	res := gosip.NewResponseFromRequest(req, 200, "OK", sdp)
-	res.AppendHeader(s.contactFor(c))
-	res.AppendHeader(gosip.NewHeader("Content-Type", "application/sdp"))
-	res.AppendHeader(gosip.NewHeader("Allow", allowHeader))
-	res.AppendHeader(gosip.NewHeader("Supported", supportedHeader))
-	res.AppendHeader(gosip.NewHeader("Server", s.cfg.UserAgent))
-	if c.timerSupported {
-		for _, h := range sessionTimerHeaders(interval) {
-			res.AppendHeader(h)
-		}
+// inDialog routes a request with a To tag: to an outbound leg (by Call-ID and
+// tags), to a caller's dialog (sip.DialogIDFromRequestUAS), else 481 (403 from
+// untrusted sources; a stray ACK is dropped).
+func (s *Server) inDialog(req *gosip.Request, tx gosip.ServerTransaction) {
+	if l := s.legs.find(req); l != nil {
+		l.dispatch(req, tx)
+		return
 	}
-	return res
+	if c := s.callFor(req); c != nil {
+		c.dispatch(req, tx)
+		return
+	}
+	if req.IsAck() {
+		return
+	}
+	s.replyOutOfDialog(tx, req, ErrCallNotFound)
 }
 
-// awaitAck retransmits a 2xx on UDP (T1 doubling up to T2) until its ACK arrives,
-// for at most 64*T1 (RFC 3261 §13.3.1.4). It returns whether the ACK came.
-func (c *call) awaitAck(tx gosip.ServerTransaction, res *gosip.Response, pa *pendingAck) bool {
-	deadline := time.NewTimer(c.srv.ackWait)
-	defer deadline.Stop()
-	var retransmit <-chan time.Time
-	interval := gosip.T1
-	if c.transport == "UDP" {
-		t := time.NewTimer(interval)
-		defer t.Stop()
-		retransmit = t.C
-		for {
-			select {
-			case <-pa.ch:
-				return c.acked(pa)
-			case <-retransmit:
-				if err := tx.Respond(res); err != nil {
-					c.log.Debug("2xx retransmission failed", "error", err)
-				}
-				interval = min(2*interval, gosip.T2)
-				t.Reset(interval)
-			case <-deadline.C:
-				return false
-			}
-		}
-	}
-	select {
-	case <-pa.ch:
-		return c.acked(pa)
-	case <-deadline.C:
-		return false
-	}
-}
+// onAck hands an ACK to its dialog.
+func (s *Server) onAck(req *gosip.Request, tx gosip.ServerTransaction) { s.inDialog(req, tx) }
 
-func (c *call) acked(pa *pendingAck) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return pa.acked
-}
+// onBye hands a BYE to its dialog.
+func (s *Server) onBye(req *gosip.Request, tx gosip.ServerTransaction) { s.inDialog(req, tx) }
 
-// onAck matches an ACK to the 2xx waiting for it.
-func (s *Server) onAck(req *gosip.Request, tx gosip.ServerTransaction) {
-	if s.routeOutLeg(req, tx) {
-		return
-	}
-	c := s.callFor(req)
-	if c == nil || req.CSeq() == nil {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	p := c.pendingAck
-	if p == nil || req.CSeq().SeqNo != p.cseq {
-		return
-	}
-	p.acked = true
-	c.pendingAck = nil
-	close(p.ch)
-	if !c.confirmed {
-		c.confirmed = true
-		if c.dlg != nil {
-			_ = c.dlg.ReadAck(req, tx)
-		}
-	}
-}
+// onInfo hands an INFO to its dialog.
+func (s *Server) onInfo(req *gosip.Request, tx gosip.ServerTransaction) { s.inDialog(req, tx) }
 
-// onBye answers a BYE from the caller and tears the call down.
-func (s *Server) onBye(req *gosip.Request, tx gosip.ServerTransaction) {
-	if s.routeOutLeg(req, tx) { // the callee of a transfer hung up
-		return
-	}
-	c := s.callFor(req)
-	if c == nil || !c.takeBye() {
-		s.replyOutOfDialog(tx, req, ErrCallNotFound)
-		return
-	}
-	s.reply(tx, req, 200, "OK")
-	c.log.Info("caller hung up")
-	c.end(EndCallerBye, false)
-}
+// onUpdate hands an UPDATE (RFC 3311) to its dialog.
+func (s *Server) onUpdate(req *gosip.Request, tx gosip.ServerTransaction) { s.inDialog(req, tx) }
+
+// onNotify hands a NOTIFY to its dialog; one outside any dialog matches no
+// subscription of ours (481, RFC 6665 §4.1.3).
+func (s *Server) onNotify(req *gosip.Request, tx gosip.ServerTransaction) { s.inDialog(req, tx) }
 
 // onCancel sees only CANCELs that match no INVITE transaction: sipgo answers a
-// matching CANCEL itself (200, then 487 to the INVITE), and the INVITE handler
-// sees it through the dialog context.
+// matching CANCEL itself (200, then 487 to the INVITE), and the call sees it
+// through the INVITE transaction's end.
 func (s *Server) onCancel(req *gosip.Request, tx gosip.ServerTransaction) {
 	s.replyOutOfDialog(tx, req, ErrCallNotFound)
 }
@@ -380,32 +223,33 @@ func (s *Server) replyOutOfDialog(tx gosip.ServerTransaction, req *gosip.Request
 	s.replyErr(tx, req, err)
 }
 
-// callFor finds the live call of an in-dialog request (sip.DialogIDFromRequestUAS);
-// a call being torn down no longer matches (481).
+// callFor finds the live call of a caller-dialog request (DialogIDFromRequestUAS).
 func (s *Server) callFor(req *gosip.Request) *call {
 	id, err := gosip.DialogIDFromRequestUAS(req)
 	if err != nil {
 		return nil
 	}
-	c := s.reg.byDialogID(id)
-	if c == nil || c.isEnding() {
-		return nil
-	}
-	return c
+	return s.reg.byDialogID(id)
 }
 
-func hasToTag(req *gosip.Request) bool {
-	to := req.To()
-	if to == nil {
-		return false
-	}
-	tag, ok := to.Params.Get("tag")
-	return ok && tag != ""
-}
+func hasToTag(req *gosip.Request) bool { return toTag(req) != "" }
 
-func contentType(req *gosip.Request) string {
-	if ct := req.ContentType(); ct != nil {
+func contentType(m interface {
+	ContentType() *gosip.ContentTypeHeader
+}) string {
+	if ct := m.ContentType(); ct != nil {
 		return ct.Value()
 	}
 	return ""
+}
+
+// setToTag puts our dialog's tag on a response's To (RFC 3261 §8.2.6.2), in
+// place of the random one sipgo's NewResponseFromRequest adds.
+func setToTag(res *gosip.Response, tag string) {
+	to := res.To()
+	if to == nil || tag == "" {
+		return
+	}
+	to.Params.Remove("tag")
+	to.Params.Add("tag", tag)
 }

@@ -68,7 +68,6 @@ func TestOfferWithoutCommonCodecGets488(t *testing.T) {
 	e := newEnv(t, defaultTestConfig())
 	for name, o := range map[string]testphone.InviteOptions{
 		"g729 only": {Offer: testphone.OfferOptions{Formats: []string{"18 G729/8000"}}},
-		"no sdp":    {NoSDP: true},
 		"broken":    {SDP: []byte("this is not sdp")},
 	} {
 		t.Run(name, func(t *testing.T) {

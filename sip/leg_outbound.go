@@ -2,7 +2,6 @@ package sip
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -11,21 +10,13 @@ import (
 	"sync"
 	"time"
 
-	gosip "github.com/emiago/sipgo/sip"
 	"github.com/google/uuid"
+	"github.com/icholy/digest"
+
+	gosip "github.com/emiago/sipgo/sip"
 
 	"github.com/matterline/matterline/media"
 	"github.com/matterline/matterline/routing"
-)
-
-// legState is where an outbound leg is. The zero value means unknown.
-type legState uint8
-
-const (
-	legUnknown  legState = iota
-	legCalling           // INVITE sent, no final response yet
-	legAnswered          // 2xx received and ACKed
-	legEnded             // BYE'd, cancelled or failed
 )
 
 // answerResult is how an outbound INVITE ended.
@@ -72,7 +63,17 @@ func (t *legTable) get(callID string) *outLeg {
 	return t.m[callID]
 }
 
-// Count is the number of live outbound legs (tests).
+// find returns the leg a request from a callee belongs to (by Call-ID; the tags
+// are checked by the leg's owner).
+func (t *legTable) find(req *gosip.Request) *outLeg {
+	id := req.CallID()
+	if id == nil {
+		return nil
+	}
+	return t.get(id.Value())
+}
+
+// count is the number of live outbound legs (tests).
 func (t *legTable) count() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -80,39 +81,58 @@ func (t *legTable) count() int {
 }
 
 // outLeg is the outbound leg of a warm (or bridged fallback) transfer: matterline
-// as UAC towards the destination.
+// as UAC towards the destination. Its call's goroutine owns it; when the call lets
+// go of a leg that is still ringing, a reaper goroutine takes it over (reap). Its
+// transactions' responses and the callee's requests arrive in inbox, which only
+// the owner reads.
 type outLeg struct {
-	srv       *Server
-	log       *slog.Logger
-	callID    string
-	localTag  string
-	transport string // "UDP" or "TCP"
-	laddr     netip.AddrPort
-	advertise netip.Addr
-	dest      string // host:port every request goes to ("" = the Request-URI's)
-	invite    *gosip.Request
-	port      int
-	conn      *net.UDPConn // until the session owns it
-	local     media.LocalSDP
+	srv    *Server
+	call   *call
+	log    *slog.Logger
+	callID string
+	inbox  chan event
+	closed chan struct{} // closed when the leg is released
+	once   sync.Once
 
-	bye     chan struct{} // closed when the callee sent BYE
-	byeOnce sync.Once
-	holds   chan bool // callee hold (true) / resume (false) re-INVITEs, buffered
+	// Owned by the leg's owner.
+	side
+	invite      *gosip.Request // the INVITE as last sent (after a challenge, with credentials)
+	inv         *clientTx
+	viaProxy    bool // the INVITE went to the outbound proxy
+	conn        *net.UDPConn
+	port        int
+	provisional bool
+	confirmed   bool // a 2xx was ACKed
+	final       bool // the INVITE has its final response
+	lastAck     *gosip.Request
+	authTries   int
+	gone        bool          // the callee's BYE, or a 481/408 ended the dialog
+	early       *media.Bridge // early media relayed to the caller
+}
 
-	mu           sync.Mutex
-	state        legState
-	inviteTx     gosip.ClientTransaction
-	provisional  bool
-	to           *gosip.ToHeader // with the callee's tag once answered
-	remoteTarget gosip.Uri
-	cseq         uint32
-	ack          *gosip.Request
-	sess         *media.Session
-	neg          media.Negotiated
-	remoteCSeq   uint32
-	acks         map[uint32]chan struct{} // ACKs of our 2xx to re-INVITEs, by CSeq
-	closed       bool
-	hangupOnce   sync.Once
+// post hands ev to the leg's owner; false once the leg is released.
+func (l *outLeg) post(ev event) bool {
+	select {
+	case l.inbox <- ev:
+		return true
+	case <-l.closed:
+		return false
+	}
+}
+
+// dispatch hands a request from the callee to the leg's owner and waits until it
+// is answered (see call.dispatch).
+func (l *outLeg) dispatch(req *gosip.Request, tx gosip.ServerTransaction) {
+	ev := &reqEvent{req: req, tx: tx, leg: l, released: make(chan struct{})}
+	if !l.post(ev) {
+		ev.reply(l.srv, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	select {
+	case <-ev.released:
+	case <-l.closed:
+		ev.reply(l.srv, 481, "Call/Transaction Does Not Exist")
+	}
 }
 
 // legIdentity is who the callee sees: From and P-Asserted-Identity (RFC 3325) and,
@@ -137,7 +157,8 @@ func (s *Server) identityFor(c *call, dec routing.Decision) legIdentity {
 // dialOut places the outbound INVITE for dec with an SDP offer from a new RTP
 // port and returns at once; waitAnswer follows it. The leg is registered by
 // Call-ID before the INVITE leaves.
-func (s *Server) dialOut(c *call, dec routing.Decision) (*outLeg, error) {
+func (c *call) dialOut(dec routing.Decision) (*outLeg, error) {
+	s := c.srv
 	t, err := s.targetFor(dec.Destination)
 	if err != nil {
 		return nil, err
@@ -152,457 +173,485 @@ func (s *Server) dialOut(c *call, dec routing.Decision) (*outLeg, error) {
 	} else if a, err := netip.ParseAddr(strings.Trim(t.uri.Host, "[]")); err == nil {
 		destAddr = a.Unmap()
 	}
-	l := s.pickListener(t.tport, localAddrToward(destAddr))
+	lst := s.pickListener(t.tport, localAddrToward(destAddr))
 	leg := &outLeg{
-		srv:       s,
-		callID:    uuid.NewString(),
-		localTag:  gosip.GenerateTagN(16),
-		transport: strings.ToUpper(l.network),
-		laddr:     l.addr,
-		advertise: s.advertiseFor(l, destAddr),
-		dest:      t.dest,
-		bye:       make(chan struct{}),
-		holds:     make(chan bool, 4),
-		cseq:      1,
+		srv:      s,
+		call:     c,
+		callID:   uuid.NewString(),
+		inbox:    make(chan event, 16),
+		closed:   make(chan struct{}),
+		viaProxy: t.number != "",
 	}
 	leg.log = c.log.With("leg_call_id", leg.callID)
-	ip := l.addr.Addr().Unmap()
-	conn, err := s.ports.Listen(ip)
+	leg.side.name, leg.side.log = "callee", leg.log
+	id := s.identityFor(c, dec)
+	advertise := s.advertiseFor(lst, destAddr)
+	leg.dlg = &dialog{
+		callID:       leg.callID,
+		localTag:     gosip.GenerateTagN(16),
+		local:        gosip.Uri{Scheme: "sip", User: id.user, Host: advertise.String()},
+		remote:       gosip.Uri{Scheme: t.uri.Scheme, User: t.uri.User, Host: t.uri.Host, Port: t.uri.Port},
+		remoteTarget: t.uri,
+		localCSeq:    1,
+		transport:    strings.ToUpper(lst.network),
+		laddr:        lst.addr,
+		advertise:    advertise,
+		userAgent:    s.cfg.UserAgent,
+	}
+	conn, err := s.ports.Listen(lst.addr.Addr().Unmap())
 	if err != nil {
 		return nil, err
 	}
 	leg.conn = conn
 	leg.port = conn.LocalAddr().(*net.UDPAddr).Port
-
 	// Offer the caller's codec first so that the bridge need not transcode.
-	codecs := []media.Codec{media.PCMU, media.PCMA}
-	c.mu.Lock()
-	if c.neg.Codec.Name == media.PCMA.Name {
-		codecs = []media.Codec{media.PCMA, media.PCMU}
+	var prefer []media.Codec
+	if sess := c.session(); sess != nil {
+		prefer = append(prefer, sess.Codec())
 	}
-	c.mu.Unlock()
-	leg.local = media.LocalSDP{Addr: leg.advertise, Port: leg.port, SessionID: randomSessionID(), Version: 1,
-		Codecs: codecs, HasDTMF: true, DTMFPayloadType: 101, Direction: media.DirSendRecv}
+	leg.oa = newOfferAnswer(advertise, leg.port, prefer...)
 
-	id := s.identityFor(c, dec)
-	req := gosip.NewRequest(gosip.INVITE, t.uri)
-	req.SetTransport(leg.transport)
-	from := &gosip.FromHeader{Address: gosip.Uri{Scheme: "sip", User: id.user, Host: leg.advertise.String()}, Params: gosip.NewParams()}
-	from.Params.Add("tag", leg.localTag)
-	to := &gosip.ToHeader{Address: gosip.Uri{Scheme: t.uri.Scheme, User: t.uri.User, Host: t.uri.Host, Port: t.uri.Port}, Params: gosip.NewParams()}
-	callID := gosip.CallIDHeader(leg.callID)
-	leg.prepare(req)
-	req.AppendHeader(from)
-	req.AppendHeader(to)
-	req.AppendHeader(&callID)
-	req.AppendHeader(&gosip.CSeqHeader{SeqNo: 1, MethodName: gosip.INVITE})
-	maxf := gosip.MaxForwardsHeader(70)
-	req.AppendHeader(&maxf)
-	req.AppendHeader(leg.contact())
-	pai := gosip.Uri{Scheme: "sip", User: id.user, Host: leg.advertise.String()}
+	req := leg.dlg.build(gosip.INVITE, 1)
+	if t.dest != "" {
+		req.SetDestination(t.dest) // the outbound proxy (RFC 3261 §8.1.2)
+	}
+	pai := gosip.Uri{Scheme: "sip", User: id.user, Host: advertise.String()}
 	req.AppendHeader(gosip.NewHeader("P-Asserted-Identity", "<"+pai.String()+">"))
 	if id.diversion != "" {
-		div := gosip.Uri{Scheme: "sip", User: id.diversion, Host: leg.advertise.String()}
+		div := gosip.Uri{Scheme: "sip", User: id.diversion, Host: advertise.String()}
 		req.AppendHeader(gosip.NewHeader("Diversion", "<"+div.String()+">;reason=unconditional;counter=1"))
 	}
 	req.AppendHeader(gosip.NewHeader("Allow", allowHeader))
-	req.AppendHeader(gosip.NewHeader("User-Agent", s.cfg.UserAgent))
+	req.AppendHeader(gosip.NewHeader("Supported", supportedHeader))
 	req.AppendHeader(gosip.NewHeader("Content-Type", "application/sdp"))
-	req.SetBody(media.BuildSDP(leg.local))
+	req.SetBody(leg.oa.createOffer())
 	leg.invite = req
 
 	s.legs.add(leg)
-	ctx, cancel := context.WithTimeout(context.Background(), byeTimeout)
-	defer cancel()
-	tx, err := s.client.TransactionRequest(ctx, req)
+	leg.inv, err = c.startTx(txInvite, leg, req, inviteTimeout)
 	if err != nil {
-		leg.close()
+		leg.release()
 		return nil, fmt.Errorf("invite %s: %w", t.uri.String(), err)
 	}
-	leg.mu.Lock()
-	leg.state = legCalling
-	leg.inviteTx = tx
-	leg.mu.Unlock()
-	// A retransmitted 2xx is answered with the same ACK (RFC 3261 §13.2.2.4).
-	tx.OnRetransmission(func(res *gosip.Response) {
-		if !res.IsSuccess() {
-			return
-		}
-		leg.mu.Lock()
-		ack := leg.ack
-		leg.mu.Unlock()
-		if ack != nil {
-			_ = s.client.WriteRequest(ack.Clone())
-		}
-	})
 	leg.log.Info("outbound invite", "to", t.uri.String(), "via", t.dest, "from", id.user)
 	return leg, nil
 }
 
-// prepare makes a request leave from our listening socket (UDP), towards the
-// outbound proxy when one is used, with our Via.
-func (l *outLeg) prepare(req *gosip.Request) {
-	if l.transport == "UDP" {
-		req.Laddr = gosip.Addr{IP: net.IP(l.laddr.Addr().AsSlice()), Port: int(l.laddr.Port())}
-	}
-	if l.dest != "" {
-		req.SetDestination(l.dest)
-	}
-	via := &gosip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: l.transport,
-		Host: l.advertise.String(), Port: int(l.laddr.Port()), Params: gosip.NewParams()}
-	via.Params.Add("branch", gosip.GenerateBranch())
-	via.Params.Add("rport", "")
-	req.PrependHeader(via)
-}
+// inviteTimeout bounds an outbound INVITE transaction as a whole (the ring
+// timeout ends it much earlier).
+const inviteTimeout = 5 * time.Minute
 
-func (l *outLeg) contact() *gosip.ContactHeader {
-	h := &gosip.ContactHeader{Address: gosip.Uri{Scheme: "sip", User: "matterline",
-		Host: l.advertise.String(), Port: int(l.laddr.Port())}}
-	if l.transport == "TCP" {
-		h.Address.UriParams = gosip.NewParams()
-		h.Address.UriParams.Add("transport", "tcp")
-	}
-	return h
-}
-
-// waitAnswer follows the INVITE until its final response, the ring timeout (then
-// CANCEL, RFC 3261 §9.1) or ctx (the caller left: CANCEL). On 2xx it ACKs and
-// starts the leg's media.
-func (l *outLeg) waitAnswer(ctx context.Context, ring time.Duration) answerResult {
-	l.mu.Lock()
-	tx := l.inviteTx
-	l.mu.Unlock()
-	timer := time.NewTimer(ring)
-	defer timer.Stop()
-	for {
-		select {
-		case res := <-tx.Responses():
-			if res.IsProvisional() {
-				l.mu.Lock()
-				l.provisional = true
-				l.mu.Unlock()
-				continue
-			}
-			if res.IsSuccess() {
-				if err := l.answered(res); err != nil {
-					l.log.Warn("answer unusable", "error", err)
-					l.hangup()
-					return answerFailed
-				}
-				return answerOK
-			}
-			l.finish()
-			l.log.Info("outbound invite rejected", "status", res.StatusCode, "reason", res.Reason)
-			switch res.StatusCode {
-			case 486, 600:
-				return answerBusy
-			case 603:
-				return answerDeclined
-			case 408, 480, 487:
-				return answerNoAnswer
-			}
-			return answerFailed
-		case <-tx.Done():
-			l.finish()
-			l.log.Info("outbound invite failed", "error", tx.Err())
-			return answerFailed
-		case <-timer.C:
-			l.log.Info("ring timeout", "after", ring)
-			l.hangup()
-			return answerNoAnswer
-		case <-ctx.Done():
-			l.hangup()
-			return answerAbandoned
+// onInviteResponse takes a response to the leg's INVITE while the call waits for
+// the answer. done reports a final outcome.
+func (l *outLeg) onInviteResponse(c *call, res *gosip.Response) (answerResult, bool) {
+	switch {
+	case res.IsProvisional():
+		if res.StatusCode > 100 {
+			l.provisional = true
 		}
-	}
-}
-
-// answered takes a 2xx: dialog state from it, the ACK, then the media session for
-// the negotiated codec.
-func (l *outLeg) answered(res *gosip.Response) error {
-	l.mu.Lock()
-	if to := res.To(); to != nil {
-		l.to = gosip.HeaderClone(to).(*gosip.ToHeader)
-	}
-	if ct := res.Contact(); ct != nil {
-		l.remoteTarget = *ct.Address.Clone()
-	} else {
-		l.remoteTarget = *l.invite.Recipient.Clone()
-	}
-	l.state = legAnswered
-	l.mu.Unlock()
-	if err := l.sendAck(res); err != nil {
-		return err
-	}
-	desc, err := media.ParseSDP(res.Body())
-	if err != nil {
-		return fmt.Errorf("answer sdp: %w", err)
-	}
-	neg, err := media.Negotiate(desc, allowedCodecs())
-	if err != nil {
-		return fmt.Errorf("answer sdp: %w", err)
-	}
-	port := l.port
-	sess, err := media.NewSession(media.SessionConfig{
-		Conn: l.conn, Codec: neg.Codec, HasDTMF: neg.HasDTMF, DTMFPayloadType: neg.DTMFPayloadType,
-		Remote: neg.Remote, InactivityTimeout: l.srv.cfg.RTPInactivity,
-		OnClose: func() { l.srv.ports.Release(port) },
-		Logger:  l.log,
-	})
-	if err != nil {
-		return fmt.Errorf("leg media: %w", err)
-	}
-	sess.SetDirection(neg.Direction)
-	l.mu.Lock()
-	l.conn = nil // owned by the session now
-	l.sess = sess
-	l.neg = neg
-	l.local.Codecs = []media.Codec{neg.Codec}
-	l.local.DTMFPayloadType, l.local.HasDTMF = neg.DTMFPayloadType, neg.HasDTMF
-	closed := l.closed
-	l.mu.Unlock()
-	if closed {
-		_ = sess.Close()
-		return errors.New("leg closed")
-	}
-	l.log.Info("outbound leg answered", "codec", neg.Codec.Name, "remote_rtp", neg.Remote.String())
-	return nil
-}
-
-// inDialog builds a request in the leg's dialog (RFC 3261 §12.2.1.1).
-func (l *outLeg) inDialog(method gosip.RequestMethod, seq uint32) *gosip.Request {
-	l.mu.Lock()
-	to, target := l.to, l.remoteTarget
-	l.mu.Unlock()
-	req := gosip.NewRequest(method, target)
-	req.SetTransport(l.transport)
-	l.prepare(req)
-	req.AppendHeader(gosip.HeaderClone(l.invite.From()))
-	if to != nil {
-		req.AppendHeader(gosip.HeaderClone(to))
-	}
-	callID := gosip.CallIDHeader(l.callID)
-	req.AppendHeader(&callID)
-	req.AppendHeader(&gosip.CSeqHeader{SeqNo: seq, MethodName: method})
-	maxf := gosip.MaxForwardsHeader(70)
-	req.AppendHeader(&maxf)
-	req.AppendHeader(l.contact())
-	return req
-}
-
-func (l *outLeg) nextCSeq() uint32 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.cseq++
-	return l.cseq
-}
-
-func (l *outLeg) sendAck(res *gosip.Response) error {
-	ack := l.inDialog(gosip.ACK, res.CSeq().SeqNo)
-	ack.SetBody(nil)
-	l.mu.Lock()
-	l.ack = ack.Clone()
-	l.mu.Unlock()
-	if err := l.srv.client.WriteRequest(ack); err != nil {
-		return fmt.Errorf("ack: %w", err)
-	}
-	return nil
-}
-
-// request sends an in-dialog request and waits (bounded) for its final response.
-func (l *outLeg) request(ctx context.Context, req *gosip.Request) (*gosip.Response, error) {
-	ctx, cancel := context.WithTimeout(ctx, byeTimeout)
-	defer cancel()
-	tx, err := l.srv.client.TransactionRequest(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Terminate()
-	for {
-		select {
-		case res := <-tx.Responses():
-			if res.IsProvisional() {
-				continue
-			}
-			return res, nil
-		case <-tx.Done():
-			return nil, fmt.Errorf("%s: %w", req.Method, tx.Err())
-		case <-ctx.Done():
-			return nil, fmt.Errorf("%s: %w", req.Method, ctx.Err())
+		if res.StatusCode == 183 || res.StatusCode == 180 {
+			l.earlyMedia(c, res)
 		}
-	}
-}
-
-// hangup ends the leg once: BYE when answered, CANCEL while calling (bounded by
-// Config.CancelWait; a 2xx that crosses the CANCEL is ACKed and BYEd, SIPGO-NOTES),
-// then its media and registration.
-func (l *outLeg) hangup() {
-	l.hangupOnce.Do(func() {
-		l.mu.Lock()
-		st := l.state
-		l.mu.Unlock()
-		switch st {
-		case legAnswered:
-			if !l.calleeLeft() {
-				l.sendBye()
-			}
-		case legCalling:
-			l.cancel()
+		return answerUnknown, false
+	case res.IsSuccess():
+		if err := l.answered(c, res); err != nil {
+			l.log.Warn("answer unusable", "error", err)
+			return answerFailed, true
 		}
-		l.close()
-	})
+		return answerOK, true
+	}
+	l.final = true
+	if (res.StatusCode == 401 || res.StatusCode == 407) && l.authenticate(c, res) {
+		return answerUnknown, false
+	}
+	l.log.Info("outbound invite rejected", "status", res.StatusCode, "reason", res.Reason)
+	switch res.StatusCode {
+	case 486, 600:
+		return answerBusy, true
+	case 603:
+		return answerDeclined, true
+	case 408, 480, 487:
+		return answerNoAnswer, true
+	}
+	return answerFailed, true
 }
 
-func (l *outLeg) calleeLeft() bool {
-	select {
-	case <-l.bye:
-		return true
-	default:
+// authenticate answers a 401/407 challenge (RFC 3261 §22.2, §22.3) with
+// sip.outbound_auth's credentials: the same INVITE with Authorization or
+// Proxy-Authorization, the next CSeq and a new branch. Only challenges from the
+// outbound proxy's path (or of the configured realm) are answered, once per
+// realm, so credentials never go to an arbitrary destination.
+func (l *outLeg) authenticate(c *call, res *gosip.Response) bool {
+	auth := l.srv.cfg.OutboundAuth
+	if auth.Username == "" || l.authTries >= 2 {
 		return false
 	}
-}
-
-func (l *outLeg) sendBye() {
-	bye := l.inDialog(gosip.BYE, l.nextCSeq())
-	bye.AppendHeader(gosip.NewHeader("User-Agent", l.srv.cfg.UserAgent))
-	bye.SetBody(nil)
-	res, err := l.request(context.Background(), bye)
+	hdrName, credName := "WWW-Authenticate", "Authorization"
+	if res.StatusCode == 407 {
+		hdrName, credName = "Proxy-Authenticate", "Proxy-Authorization"
+	}
+	h := res.GetHeader(hdrName)
+	if h == nil {
+		return false
+	}
+	chal, err := digest.ParseChallenge(h.Value())
 	if err != nil {
-		l.log.Warn("bye to callee failed", "error", err)
-		return
+		l.log.Info("challenge unreadable", "error", err)
+		return false
 	}
-	l.log.Debug("bye to callee answered", "status", res.StatusCode)
+	switch {
+	case auth.Realm != "" && chal.Realm != auth.Realm:
+		l.log.Info("challenge from another realm not answered", "realm", chal.Realm)
+		return false
+	case auth.Realm == "" && !l.viaProxy:
+		l.log.Info("challenge not from the outbound proxy not answered", "realm", chal.Realm)
+		return false
+	}
+	chal.Algorithm = strings.ToUpper(chal.Algorithm)
+	cred, err := digest.Digest(chal, digest.Options{Method: "INVITE", URI: l.invite.Recipient.Addr(),
+		Username: auth.Username, Password: auth.Password})
+	if err != nil {
+		l.log.Info("digest not computed", "error", err)
+		return false
+	}
+	l.authTries++
+	l.dlg.localCSeq++
+	req := l.invite.Clone()
+	req.RemoveHeader("Via")
+	req.RemoveHeader("Authorization")
+	req.RemoveHeader("Proxy-Authorization")
+	fresh := l.dlg.build(gosip.INVITE, l.dlg.localCSeq)
+	req.PrependHeader(fresh.Via())
+	req.CSeq().SeqNo = l.dlg.localCSeq
+	req.AppendHeader(gosip.NewHeader(credName, cred.String()))
+	if l.invite.Destination() != "" {
+		req.SetDestination(l.invite.Destination())
+	}
+	req.Laddr = l.invite.Laddr
+	l.inv.tx.Terminate()
+	tx, err := c.startTx(txInvite, l, req, inviteTimeout)
+	if err != nil {
+		l.log.Info("authenticated invite not sent", "error", err)
+		return false
+	}
+	l.invite, l.inv, l.final, l.provisional = req, tx, false, false
+	l.log.Info("outbound invite authenticated", "status", res.StatusCode, "realm", chal.Realm)
+	return true
 }
 
-// cancel sends CANCEL for the pending INVITE (RFC 3261 §9.1: same Request-URI,
-// Call-ID, From, To, CSeq number and top Via) and waits for the INVITE's final
-// response, at most Config.CancelWait.
-func (l *outLeg) cancel() {
-	l.mu.Lock()
-	tx := l.inviteTx
-	provisional := l.provisional
-	l.mu.Unlock()
-	if tx == nil {
-		return
-	}
-	defer tx.Terminate()
-	wait := time.NewTimer(l.srv.cfg.CancelWait)
-	defer wait.Stop()
-	if !provisional {
-		// §9.1: no CANCEL before a provisional response; wait for one (bounded).
-		select {
-		case res := <-tx.Responses():
-			if !res.IsProvisional() {
-				l.afterCancel(res)
-				return
-			}
-		case <-tx.Done():
-			return
-		case <-wait.C:
-			return
+// answered takes the first 2xx: the dialog (route set, remote target, RFC 3261
+// §12.1.2), the ACK, the answer and the leg's media.
+func (l *outLeg) answered(c *call, res *gosip.Response) error {
+	l.final, l.confirmed = true, true
+	l.dlg.confirmUAC(res)
+	l.sendAck(res)
+	if l.oa.pending() {
+		if err := l.oa.receiveAnswer(contentType(res), res.Body()); err != nil {
+			return fmt.Errorf("answer sdp: %w", err)
 		}
 	}
-	inv := l.invite
-	req := gosip.NewRequest(gosip.CANCEL, *inv.Recipient.Clone())
-	req.SetTransport(l.transport)
-	req.Laddr = inv.Laddr
-	if l.dest != "" {
-		req.SetDestination(l.dest)
+	if err := l.startMedia(); err != nil {
+		return err
 	}
-	req.AppendHeader(inv.Via().Clone())
-	req.AppendHeader(gosip.HeaderClone(inv.From()))
-	req.AppendHeader(gosip.HeaderClone(inv.To()))
-	callID := gosip.CallIDHeader(l.callID)
-	req.AppendHeader(&callID)
-	req.AppendHeader(&gosip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: gosip.CANCEL})
-	maxf := gosip.MaxForwardsHeader(70)
-	req.AppendHeader(&maxf)
-	req.SetBody(nil)
-	cancelDone := make(chan struct{})
-	defer func() { <-cancelDone }() // bounded by CancelWait as well
-	// The CANCEL's own transaction runs beside the wait for the INVITE's final
-	// response.
+	l.stopEarly()
+	neg := l.oa.negotiated()
+	l.log.Info("outbound leg answered", "codec", neg.Codec.Name, "remote_rtp", neg.Remote.String(),
+		"route_set", len(l.dlg.routeSet))
+	return nil
+}
+
+// startMedia starts (or updates) the leg's session from the negotiation.
+func (l *outLeg) startMedia() error {
+	neg := l.oa.negotiated()
+	if l.sess == nil {
+		port := l.port
+		sess, err := media.NewSession(media.SessionConfig{
+			Conn: l.conn, Codec: neg.Codec, HasDTMF: neg.HasDTMF, DTMFPayloadType: neg.DTMFPayloadType,
+			Remote: neg.Remote, InactivityTimeout: l.srv.cfg.RTPInactivity,
+			OnClose: func() { l.srv.ports.Release(port) },
+			Logger:  l.log,
+		})
+		if err != nil {
+			return fmt.Errorf("leg media: %w", err)
+		}
+		l.conn = nil // owned by the session now
+		l.sess = sess
+	} else if neg.Remote.IsValid() && !neg.Remote.Addr().IsUnspecified() {
+		l.sess.SetRemote(neg.Remote)
+	}
+	l.sess.SetDirection(l.oa.direction())
+	return nil
+}
+
+// earlyMedia takes an 18x with SDP (RFC 3261 §13.2.1, RFC 3960): the answer to our
+// offer starts the leg's media, and the callee's audio (a carrier's ringback or
+// announcement) is relayed to the caller instead of our ringback.
+func (l *outLeg) earlyMedia(c *call, res *gosip.Response) {
+	if len(res.Body()) == 0 || !l.oa.pending() || l.early != nil {
+		return
+	}
+	if err := l.oa.receiveAnswer(contentType(res), res.Body()); err != nil {
+		l.log.Info("early media sdp unusable", "error", err)
+		return
+	}
+	if err := l.startMedia(); err != nil {
+		l.log.Info("early media not started", "error", err)
+		return
+	}
+	l.log.Info("early media", "status", res.StatusCode)
+	c.stopRingback()
+	if caller := c.session(); caller != nil {
+		ctx, cancel := context.WithTimeout(c.ctx, time.Second)
+		br, err := media.NewBridge(ctx, caller, l.sess, media.BridgeOptions{Logger: l.log})
+		cancel()
+		if err != nil {
+			l.log.Info("early media not relayed", "error", err)
+			return
+		}
+		l.early = br
+	}
+}
+
+func (l *outLeg) stopEarly() {
+	if l.early != nil {
+		l.early.Stop()
+		l.early = nil
+	}
+}
+
+// sendAck ACKs a 2xx in the leg's dialog (RFC 3261 §13.2.2.4) and keeps it for
+// the 2xx's retransmissions.
+func (l *outLeg) sendAck(res *gosip.Response) {
+	ack := l.dlg.ack(res.CSeq().SeqNo)
+	l.lastAck = ack
+	if err := l.srv.client.WriteRequest(ack.Clone()); err != nil {
+		l.log.Warn("ack failed", "error", err)
+	}
+}
+
+// strayInviteResponse handles a 2xx to the INVITE after the answer: a
+// retransmission (our ACK was lost) is ACKed again; a 2xx with another To tag is
+// a second fork, ACKed and ended with BYE in its own dialog (§13.2.2.4).
+func (l *outLeg) strayInviteResponse(res *gosip.Response) {
+	if !res.IsSuccess() || !l.confirmed {
+		return
+	}
+	if toTag(res) == l.dlg.remoteTag {
+		if l.lastAck != nil && res.CSeq() != nil && res.CSeq().SeqNo == l.lastAck.CSeq().SeqNo {
+			l.log.Debug("2xx retransmitted: ack again")
+			_ = l.srv.client.WriteRequest(l.lastAck.Clone())
+		}
+		return
+	}
+	fork := l.dlg.fork(res)
+	l.log.Info("second fork answered: ack and bye", "to_tag", fork.remoteTag)
+	_ = l.srv.client.WriteRequest(fork.ack(res.CSeq().SeqNo))
+	bye := fork.request(gosip.BYE)
 	go func() {
-		defer close(cancelDone)
-		ctx, cancel := context.WithTimeout(context.Background(), l.srv.cfg.CancelWait)
-		defer cancel()
-		if _, err := l.request(ctx, req); err != nil {
-			l.log.Debug("cancel not answered", "error", err)
+		if _, err := l.srv.roundTrip(bye, byeTimeout); err != nil {
+			l.log.Debug("bye to second fork", "error", err)
 		}
 	}()
-	l.log.Info("cancel sent")
+}
+
+// handleLeg is what any event of the leg does while the flow waits for something
+// else: the callee's requests, stray INVITE responses, our re-INVITEs' answers.
+func (c *call) handleLeg(l *outLeg, ev event) {
+	switch ev := ev.(type) {
+	case *reqEvent:
+		c.handleLegRequest(ev)
+	case responseEvent:
+		c.handleResponse(ev)
+	case txDoneEvent:
+		c.handleTxDone(ev)
+	}
+}
+
+// handleLegRequest serves a request from the callee inside the leg's dialog.
+func (c *call) handleLegRequest(ev *reqEvent) {
+	l, req := ev.leg, ev.req
+	if l.gone || l.dlg.remoteTag == "" || !l.dlg.matches(req) {
+		ev.reply(c.srv, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	if req.IsAck() {
+		c.onAck(&l.side, ev)
+		return
+	}
+	if !l.dlg.checkRemoteCSeq(req) {
+		ev.reply(c.srv, 500, "Server Internal Error", gosip.NewHeader("Retry-After", "1"))
+		return
+	}
+	switch req.Method {
+	case gosip.BYE:
+		ev.reply(c.srv, 200, "OK")
+		l.log.Info("callee hung up")
+		l.gone, l.dlg.ended = true, true
+		if l.bridged {
+			c.finish(EndCalleeBye)
+		}
+	case gosip.INFO:
+		c.onInfo(ev, l.sess)
+	case gosip.INVITE, gosip.UPDATE:
+		c.onOffer(&l.side, ev)
+	case gosip.OPTIONS:
+		ev.reply(c.srv, 200, "OK", capabilityHeaders()...)
+	default:
+		ev.replyErr(c.srv, ErrMethodNotAllowed)
+	}
+}
+
+// release frees the leg's media and registration. Idempotent; the owner calls it.
+func (l *outLeg) release() {
+	l.once.Do(func() {
+		l.stopEarly()
+		if l.sess != nil {
+			_ = l.sess.Close()
+		} else if l.conn != nil {
+			_ = l.conn.Close()
+			l.srv.ports.Release(l.port)
+		}
+		if l.inv != nil {
+			l.inv.tx.Terminate()
+		}
+		l.srv.legs.remove(l)
+		close(l.closed)
+		// Requests that arrived meanwhile: the leg is gone.
+		for {
+			select {
+			case ev := <-l.inbox:
+				if r, ok := ev.(*reqEvent); ok {
+					r.reply(l.srv, 481, "Call/Transaction Does Not Exist")
+				}
+			default:
+				return
+			}
+		}
+	})
+}
+
+// hangup ends the leg: BYE when answered (its final response awaited, bounded);
+// while it still rings, a reaper goroutine takes the leg over to CANCEL it
+// (RFC 3261 §9.1) and ACK+BYE a 2xx that crosses the CANCEL, so the call need not
+// wait. The call no longer owns the leg afterwards.
+func (l *outLeg) hangup(c *call) {
+	l.stopEarly()
+	switch {
+	case l.confirmed:
+		if !l.gone && !l.dlg.ended {
+			if err := c.sendBye(l.dlg); err != nil {
+				l.log.Warn("bye to callee failed", "error", err)
+			}
+		}
+		l.release()
+	case l.final || l.inv == nil:
+		l.release()
+	default:
+		l.call = nil
+		if !l.srv.spawn(l.reap) {
+			l.release()
+		}
+	}
+}
+
+// reap cancels a ringing leg. RFC 3261 §9.1: no CANCEL before a provisional
+// response; wait for one up to 64*T1 (or the server's shutdown), then CANCEL
+// anyway; the INVITE's final response is awaited at most CancelWait after the
+// CANCEL; a crossing 2xx is ACKed and BYEd.
+func (l *outLeg) reap() {
+	defer l.release()
+	sentCancel := false
+	var cancelRes <-chan struct{}
+	sendCancel := func() {
+		sentCancel = true
+		req := l.cancelRequest()
+		done := make(chan struct{})
+		cancelRes = done
+		go func() {
+			defer close(done)
+			if _, err := l.srv.roundTrip(req, l.srv.cfg.CancelWait); err != nil {
+				l.log.Debug("cancel not answered", "error", err)
+			}
+		}()
+		l.log.Info("cancel sent")
+	}
+	if l.provisional {
+		sendCancel()
+	}
+	wait := time.NewTimer(64 * gosip.T1)
+	defer wait.Stop()
+	if sentCancel {
+		wait.Reset(l.srv.cfg.CancelWait)
+	}
+	defer func() {
+		if cancelRes != nil {
+			<-cancelRes
+		}
+	}()
 	for {
 		select {
-		case res := <-tx.Responses():
-			if res.IsProvisional() {
+		case ev := <-l.inbox:
+			switch ev := ev.(type) {
+			case responseEvent:
+				res := ev.res
+				if res.IsProvisional() {
+					if res.StatusCode > 100 && !sentCancel {
+						sendCancel()
+						wait.Reset(l.srv.cfg.CancelWait)
+					}
+					continue
+				}
+				if res.IsSuccess() {
+					l.log.Info("callee answered after cancel: ack and bye")
+					l.dlg.confirmUAC(res)
+					l.sendAck(res)
+					bye := l.dlg.request(gosip.BYE)
+					if _, err := l.srv.roundTrip(bye, byeTimeout); err != nil {
+						l.log.Debug("bye after cancel", "error", err)
+					}
+				}
+				return
+			case txDoneEvent:
+				return
+			case *reqEvent:
+				ev.reply(l.srv, 481, "Call/Transaction Does Not Exist")
+			}
+		case <-l.srv.closing:
+			if !sentCancel {
+				sendCancel()
+			}
+		case <-wait.C:
+			if !sentCancel {
+				sendCancel()
+				wait.Reset(l.srv.cfg.CancelWait)
 				continue
 			}
-			l.afterCancel(res)
-			return
-		case <-tx.Done():
-			return
-		case <-wait.C:
 			l.log.Info("no final response after cancel", "after", l.srv.cfg.CancelWait)
 			return
 		}
 	}
 }
 
-// afterCancel handles the final response after a CANCEL: a 2xx (the callee
-// answered as we cancelled) is ACKed and BYEd at once.
-func (l *outLeg) afterCancel(res *gosip.Response) {
-	if !res.IsSuccess() {
-		return
+// cancelRequest builds the CANCEL for the pending INVITE (RFC 3261 §9.1: same
+// Request-URI, Call-ID, From, To, CSeq number and top Via).
+func (l *outLeg) cancelRequest() *gosip.Request {
+	inv := l.invite
+	req := gosip.NewRequest(gosip.CANCEL, *inv.Recipient.Clone())
+	req.SetTransport(inv.Transport())
+	req.Laddr = inv.Laddr
+	if d := inv.Destination(); d != "" {
+		req.SetDestination(d)
 	}
-	l.log.Info("callee answered after cancel: ack and bye")
-	l.mu.Lock()
-	if to := res.To(); to != nil {
-		l.to = gosip.HeaderClone(to).(*gosip.ToHeader)
+	req.AppendHeader(inv.Via().Clone())
+	for _, h := range inv.GetHeaders("Route") {
+		req.AppendHeader(gosip.HeaderClone(h))
 	}
-	if ct := res.Contact(); ct != nil {
-		l.remoteTarget = *ct.Address.Clone()
-	} else {
-		l.remoteTarget = *l.invite.Recipient.Clone()
-	}
-	l.mu.Unlock()
-	if err := l.sendAck(res); err != nil {
-		l.log.Warn("ack after cancel failed", "error", err)
-	}
-	l.sendBye()
-}
-
-// finish marks a leg whose INVITE failed and releases it.
-func (l *outLeg) finish() {
-	l.hangupOnce.Do(l.close)
-}
-
-// close releases the leg's media and registration. Idempotent.
-func (l *outLeg) close() {
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return
-	}
-	l.closed = true
-	l.state = legEnded
-	sess, conn := l.sess, l.conn
-	l.conn = nil
-	tx := l.inviteTx
-	l.mu.Unlock()
-	if sess != nil {
-		_ = sess.Close()
-	} else if conn != nil {
-		_ = conn.Close()
-		l.srv.ports.Release(l.port)
-	}
-	if tx != nil {
-		tx.Terminate()
-	}
-	l.srv.legs.remove(l)
-}
-
-func (l *outLeg) session() *media.Session {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.sess
+	req.AppendHeader(gosip.HeaderClone(inv.From()))
+	req.AppendHeader(gosip.HeaderClone(inv.To()))
+	req.AppendHeader(gosip.HeaderClone(inv.CallID()))
+	req.AppendHeader(&gosip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: gosip.CANCEL})
+	maxf := gosip.MaxForwardsHeader(70)
+	req.AppendHeader(&maxf)
+	req.SetBody(nil)
+	return req
 }

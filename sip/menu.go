@@ -11,64 +11,6 @@ import (
 // routerTimeout bounds one routing decision.
 const routerTimeout = 2 * time.Second
 
-// run is the call's life after the ACK: the watcher (RTP inactivity, session timer)
-// and the menu on this goroutine.
-func (c *call) run() {
-	c.mu.Lock()
-	c.flowActive = true
-	c.mu.Unlock()
-	defer c.flowDone()
-	c.setState(StateInMenu)
-	if !c.srv.spawn(c.watch) {
-		c.end(EndShutdown, true)
-		return
-	}
-	c.menu()
-}
-
-func (c *call) session() *media.Session {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.sess
-}
-
-// watch ends the call on RTP inactivity (media suspends it while held) and on
-// RFC 4028 session expiry without refresh.
-func (c *call) watch() {
-	sess := c.session()
-	if sess == nil {
-		return
-	}
-	expiry := time.NewTimer(time.Hour)
-	expiry.Stop()
-	defer expiry.Stop()
-	if iv := c.sessionInterval(); iv > 0 {
-		expiry.Reset(expireAfter(iv))
-	}
-	for {
-		select {
-		case <-c.quit:
-			return
-		case <-sess.Timeout():
-			c.log.Info("rtp inactivity timeout")
-			c.end(EndRTPTimeout, true)
-			return
-		case <-c.refresh:
-			expiry.Stop()
-			if iv := c.sessionInterval(); iv > 0 {
-				expiry.Reset(expireAfter(iv))
-			}
-		case <-expiry.C:
-			c.log.Info("session expired without refresh")
-			c.end(EndSessionExpired, true)
-			return
-		case <-sess.Done():
-			c.end(EndError, true)
-			return
-		}
-	}
-}
-
 // promptResult is how a prompt with digit collection ended.
 type promptResult uint8
 
@@ -84,13 +26,11 @@ const (
 // the router; an unmapped one plays "invalid" and the menu again; MenuAttempts
 // failures (unmapped digits or silences) end with goodbye and BYE.
 func (c *call) menu() {
-	ctx, cancel := c.quitContext()
-	defer cancel()
 	cfg := &c.srv.cfg
 	failures := 0
 	next := []string{media.PromptGreeting}
 	for {
-		d, res := c.prompt(ctx, next, cfg.MenuTimeout)
+		d, res := c.prompt(next, cfg.MenuTimeout)
 		next = []string{media.PromptGreeting}
 		switch res {
 		case promptGone:
@@ -99,19 +39,18 @@ func (c *call) menu() {
 			failures++
 			c.log.Info("menu silence", "failures", failures)
 		case promptInjected:
-			c.mu.Lock()
 			in := c.pending
-			c.mu.Unlock()
+			c.pending = nil
 			c.log.Info("intent from the api", "intent", in.intent.String())
-			f := c.serveDecided(ctx, in.intent, in.dec)
+			f := c.serveDecided(in.intent, in.dec)
 			if f.left {
 				return
 			}
 			next = f.next
 			continue
 		case promptDigit:
-			intent, ok := c.collectIntent(ctx, d)
-			if ctx.Err() != nil {
+			intent, ok := c.collectIntent(d)
+			if c.ending() {
 				return
 			}
 			if !ok {
@@ -122,7 +61,7 @@ func (c *call) menu() {
 			}
 			c.log.Info("menu intent", "digit", string(d.Key), "source", d.Source, "intent", intent.String())
 			c.notifyIntent(intent, menuIntentSource(intent))
-			left, prompts := c.serveIntent(ctx, intent)
+			left, prompts := c.serveIntent(intent)
 			if left {
 				return
 			}
@@ -131,12 +70,8 @@ func (c *call) menu() {
 		}
 		if failures >= cfg.MenuAttempts {
 			c.log.Info("menu attempts exhausted")
-			if p := c.srv.prompts.Get(media.PromptGoodbye); p != nil {
-				if sess := c.session(); sess != nil {
-					_ = sess.Play(ctx, p)
-				}
-			}
-			c.end(EndMenuGoodbye, true)
+			c.playPrompts(media.PromptGoodbye)
+			c.finish(EndMenuGoodbye)
 			return
 		}
 	}
@@ -145,13 +80,13 @@ func (c *call) menu() {
 // prompt plays names in order while collecting one digit: a digit pressed during a
 // prompt interrupts it (barge-in). The first digit is not read before the lookup
 // result is attached or the lookup gave up. After the prompts, it waits up to
-// silence for a digit.
-func (c *call) prompt(ctx context.Context, names []string, silence time.Duration) (media.Digit, promptResult) {
+// silence for a digit; while the caller holds the call, silence is not counted.
+func (c *call) prompt(names []string, silence time.Duration) (media.Digit, promptResult) {
 	sess := c.session()
 	if sess == nil {
 		return media.Digit{}, promptGone
 	}
-	playCtx, stopPlay := context.WithCancel(ctx)
+	playCtx, stopPlay := context.WithCancel(c.ctx)
 	played := make(chan struct{})
 	go func() {
 		defer close(played)
@@ -171,15 +106,17 @@ func (c *call) prompt(ctx context.Context, names []string, silence time.Duration
 		<-played
 	}()
 
-	if !c.waitLookup(ctx) {
+	if !c.waitLookup() {
 		return media.Digit{}, promptGone
 	}
 	dtmf := sess.DTMF()
 	playing := (<-chan struct{})(played)
-	var quiet <-chan time.Time
+	quiet := time.NewTimer(time.Hour)
+	quiet.Stop()
+	defer quiet.Stop()
 	for {
 		select {
-		case <-ctx.Done():
+		case <-c.ctx.Done():
 			return media.Digit{}, promptGone
 		case <-sess.Done():
 			return media.Digit{}, promptGone
@@ -189,52 +126,59 @@ func (c *call) prompt(ctx context.Context, names []string, silence time.Duration
 			}
 			c.notifyDTMF(d.Source)
 			return d, promptDigit
-		case in := <-c.inject:
-			c.mu.Lock()
-			c.pending = in
-			c.mu.Unlock()
-			return media.Digit{}, promptInjected
+		case ev := <-c.events:
+			if in, ok := ev.(*injectEvent); ok {
+				in.reply <- nil
+				c.pending = in
+				return media.Digit{}, promptInjected
+			}
+			held := c.in.peerHeld
+			c.handle(ev)
+			if playing == nil && held && !c.in.peerHeld {
+				quiet.Reset(silence) // resumed: the silence starts again
+			}
 		case <-playing:
 			playing = nil
-			t := time.NewTimer(silence)
-			defer t.Stop()
-			quiet = t.C
-		case <-quiet:
+			quiet.Reset(silence)
+		case <-quiet.C:
+			if c.in.peerHeld {
+				quiet.Reset(silence) // a held caller is not silent
+				continue
+			}
 			return media.Digit{}, promptSilence
 		}
 	}
 }
 
-// waitLookup blocks until the lookup result is in the registry or the lookup gave
-// up (it is bounded by LookupTimeout; the extra second guards a Lookup that ignores
-// its context). False when the call ends meanwhile.
-func (c *call) waitLookup(ctx context.Context) bool {
-	select {
-	case <-c.lookup:
+// waitLookup waits until the lookup result is attached or the lookup gave up (it
+// is bounded by LookupTimeout; the extra second guards a Lookup that ignores its
+// context), serving events meanwhile. False when the call ends meanwhile.
+func (c *call) waitLookup() bool {
+	if c.lookupIn {
 		return true
-	default:
 	}
 	t := time.NewTimer(c.srv.cfg.LookupTimeout + time.Second)
 	defer t.Stop()
-	select {
-	case <-c.lookup:
-		return true
-	case <-t.C:
-		c.log.Warn("menu stopped waiting for the caller lookup")
-		return true
-	case <-ctx.Done():
-		return false
+	for !c.lookupIn {
+		select {
+		case ev := <-c.events:
+			c.handle(ev)
+		case <-t.C:
+			c.log.Warn("menu stopped waiting for the caller lookup")
+			c.lookupIn = true
+		case <-c.ctx.Done():
+			return false
+		}
 	}
+	return true
 }
 
 // serveIntent asks the router and executes the decision (execute: transfer,
 // unavailable handling, fallbacks); everything that cannot be served plays
 // nobody_available (outside_hours when closed) and returns to the menu. left
 // reports that the call left the menu.
-func (c *call) serveIntent(ctx context.Context, intent routing.Intent) (left bool, next []string) {
-	c.mu.Lock()
-	c.intents = append(c.intents, intent)
-	c.mu.Unlock()
+func (c *call) serveIntent(intent routing.Intent) (left bool, next []string) {
+	c.addIntent(intent)
 	c.setState(StateRouting)
 	defer func() {
 		if !left {
@@ -244,29 +188,27 @@ func (c *call) serveIntent(ctx context.Context, intent routing.Intent) (left boo
 
 	var dec routing.Decision
 	if r := c.srv.router; r != nil {
-		dctx, cancel := context.WithTimeout(ctx, routerTimeout)
+		dctx, cancel := context.WithTimeout(c.ctx, routerTimeout)
 		dec = c.decide(dctx, r, intent)
 		cancel()
 	}
 	c.log.Info("routing decision", "intent", intent.String(), "action", dec.Action.String(),
 		"rule", dec.Rule, "mode", dec.Mode.String(), "reason", string(dec.Reason))
 	c.notifyDecision(dec)
-	if ctx.Err() != nil {
+	if c.ending() {
 		return true, nil
 	}
-	f := c.execute(ctx, dec)
+	f := c.execute(dec)
 	return f.left, f.next
 }
 
 // serveDecided executes an intent decided elsewhere (Server.Transfer).
-func (c *call) serveDecided(ctx context.Context, intent routing.Intent, dec routing.Decision) flow {
+func (c *call) serveDecided(intent routing.Intent, dec routing.Decision) flow {
 	c.notifyIntent(intent, IntentSourceAPI) // then the decision (observe.go)
 	c.notifyDecision(dec)
-	c.mu.Lock()
-	c.intents = append(c.intents, intent)
-	c.mu.Unlock()
+	c.addIntent(intent)
 	c.setState(StateRouting)
-	f := c.execute(ctx, dec)
+	f := c.execute(dec)
 	if !f.left {
 		c.setState(StateInMenu)
 	}

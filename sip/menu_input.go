@@ -18,7 +18,7 @@ const maxExtensionDigits = 8
 // (inter-digit timeout Config.DigitTimeout, '#' ends) into an extension:N intent.
 // Extensions are dialled only when the Router lists them (ExtensionLister): an
 // unknown number is refused here, before routing. ok false means invalid input.
-func (c *call) collectIntent(ctx context.Context, first media.Digit) (routing.Intent, bool) {
+func (c *call) collectIntent(first media.Digit) (routing.Intent, bool) {
 	key := string(first.Key)
 	mappedText, mapped := c.srv.cfg.Menu[key]
 	var mappedIntent routing.Intent
@@ -29,7 +29,7 @@ func (c *call) collectIntent(ctx context.Context, first media.Digit) (routing.In
 		}
 		mappedIntent = in
 	}
-	exts, listed := c.extensions(ctx)
+	exts, listed := c.extensions()
 	if !listed || !isDialDigit(first.Key) || !anyHasPrefix(exts, key) {
 		return mappedIntent, mapped
 	}
@@ -46,8 +46,10 @@ collect:
 			break // complete and unambiguous
 		}
 		select {
-		case <-ctx.Done():
+		case <-c.ctx.Done():
 			return routing.Intent{}, false
+		case ev := <-c.events:
+			c.handle(ev)
 		case d, ok := <-sess.DTMF():
 			if !ok {
 				return routing.Intent{}, false
@@ -75,12 +77,12 @@ collect:
 }
 
 // extensions asks the Router for the rule extensions, when it can list them.
-func (c *call) extensions(ctx context.Context) ([]string, bool) {
+func (c *call) extensions() ([]string, bool) {
 	l, ok := c.srv.router.(ExtensionLister)
 	if !ok || l == nil {
 		return nil, false
 	}
-	ctx, cancel := context.WithTimeout(ctx, routerTimeout)
+	ctx, cancel := context.WithTimeout(c.ctx, routerTimeout)
 	defer cancel()
 	return l.Extensions(ctx), true
 }

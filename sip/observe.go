@@ -156,8 +156,6 @@ type callObs struct {
 	lookupWant bool      // CallStarted went out, so LookupDone is due
 	lookupSent bool
 	ended      bool
-	flow       bool             // the call's own goroutine (menu, transfer) runs
-	pendingEnd *CallEnd         // torn down while flow ran: CallEnded waits for it
 	held       []func(Observer) // waiting for LookupDone
 	transfer   string           // last TransferResult outcome
 	outcome    string           // explicit call outcome (setCallOutcome)
@@ -336,46 +334,11 @@ func (c *call) notifyDTMF(source string) { c.srv.observe().DTMF(c.id, source) }
 // notifyRTPStats reports one RTP session's counters.
 func (c *call) notifyRTPStats(st media.Stats) { c.srv.observe().RTPStats(c.id, st) }
 
-// runObserved is the call's goroutine after the ACK (run) with CallEnded held
-// back until it returns (see Observer).
-func (c *call) runObserved() { c.observeFlow(c.run) }
-
-// observeFlow runs flow, the call's own goroutine; a CallEnded due meanwhile is
-// delivered when flow returns.
-func (c *call) observeFlow(flow func()) {
-	o := &c.obs
-	o.mu.Lock()
-	o.flow = !o.ended && o.pendingEnd == nil
-	o.mu.Unlock()
-	defer func() {
-		o.mu.Lock()
-		defer o.mu.Unlock()
-		o.flow = false
-		if o.pendingEnd != nil {
-			c.emitEndedLocked(*o.pendingEnd)
-		}
-	}()
-	flow()
-}
-
 // notifyEnded reports the end of the call (after teardown, before c.done closes)
-// and the new number of live calls. A lookup still running was cancelled with the
-// call; it gets up to lookupEndWait to report first. While the call's own
-// goroutine still runs, CallEnded waits for it (observeFlow).
+// and the new number of live calls. teardown gives a lookup still running (it was
+// cancelled with the call) up to lookupEndWait to report first.
 func (c *call) notifyEnded(reason EndReason) {
 	o := &c.obs
-	o.mu.Lock()
-	wait := o.lookupWant && !o.lookupSent
-	o.mu.Unlock()
-	if wait {
-		t := time.NewTimer(lookupEndWait)
-		select {
-		case <-c.lookup:
-		case <-t.C:
-		}
-		t.Stop()
-	}
-
 	c.mu.Lock()
 	end := CallEnd{Reason: reason, Started: c.started, Answered: c.answered, Ended: c.srv.now()}
 	c.mu.Unlock()
@@ -384,11 +347,7 @@ func (c *call) notifyEnded(reason EndReason) {
 		end.Talk = end.Ended.Sub(end.Answered)
 	}
 	o.mu.Lock()
-	switch {
-	case o.ended, o.pendingEnd != nil:
-	case o.flow:
-		o.pendingEnd = &end
-	default:
+	if !o.ended {
 		c.emitEndedLocked(end)
 	}
 	o.mu.Unlock()
@@ -405,7 +364,6 @@ func (c *call) emitEndedLocked(end CallEnd) {
 	}
 	o.held = nil
 	o.ended = true
-	o.pendingEnd = nil
 	end.Outcome = callOutcome(end.Reason, o.transfer, o.outcome)
 	obs.CallEnded(c.id, end)
 }

@@ -247,7 +247,7 @@ func TestObserverCancelWhileRinging(t *testing.T) {
 func newObsCall(rec Observer) *call {
 	s := &Server{reg: newRegistry(), now: time.Now, log: slog.New(slog.DiscardHandler)}
 	s.obs.observer = rec
-	return &call{id: "c1", srv: s, lookup: make(chan struct{}), started: time.Now(), log: s.log}
+	return &call{id: "c1", srv: s, started: time.Now(), log: s.log}
 }
 
 func TestObserverHoldsEventsUntilLookup(t *testing.T) {
@@ -262,7 +262,6 @@ func TestObserverHoldsEventsUntilLookup(t *testing.T) {
 		t.Fatalf("before lookup: %v", got)
 	}
 	c.notifyLookup(lookup.Result{Status: lookup.StatusNotFound})
-	close(c.lookup)
 	c.notifyLookup(lookup.Result{Status: lookup.StatusFound}) // a second report is ignored
 	c.notifyEnded(EndError)
 	c.notifyIntent(routing.Intent{Kind: routing.IntentOperator}, IntentSourceMenu) // after the end: dropped
@@ -283,71 +282,6 @@ func TestObserverHoldsEventsUntilLookup(t *testing.T) {
 	}
 }
 
-func TestObserverEndWaitsForLookup(t *testing.T) {
-	t.Run("lookup reports while the end waits", func(t *testing.T) {
-		rec := &recObserver{}
-		c := newObsCall(rec)
-		c.srv.notifyStarted(c)
-		go func() {
-			time.Sleep(50 * time.Millisecond)
-			c.notifyLookup(lookup.Result{Status: lookup.StatusError, Reason: "cancelled"})
-			close(c.lookup)
-		}()
-		c.notifyEnded(EndCallerCancel)
-		if got, want := rec.sequence("c1"), []string{"started", "lookup_done", "ended"}; !slices.Equal(got, want) {
-			t.Fatalf("sequence = %v, want %v", got, want)
-		}
-	})
-	t.Run("a lookup that never reports is dropped", func(t *testing.T) {
-		rec := &recObserver{}
-		c := newObsCall(rec)
-		c.srv.notifyStarted(c)
-		c.notifyIntent(routing.Intent{Kind: routing.IntentResponsible}, IntentSourceMenu)
-		start := time.Now()
-		c.notifyEnded(EndHangup)
-		if d := time.Since(start); d < lookupEndWait-50*time.Millisecond || d > lookupEndWait+time.Second {
-			t.Errorf("end waited %s, want about %s", d, lookupEndWait)
-		}
-		c.notifyLookup(lookup.Result{Status: lookup.StatusFound}) // too late
-		if got, want := rec.sequence("c1"), []string{"started", "intent", "ended"}; !slices.Equal(got, want) {
-			t.Fatalf("sequence = %v, want %v", got, want)
-		}
-		if end := rec.of("ended", "c1")[0].end; end.Outcome != "hangup" || end.Reason != EndHangup {
-			t.Errorf("ended = %+v", end)
-		}
-	})
-}
-
-func TestCallEndedWaitsForTheCallFlow(t *testing.T) {
-	rec := &recObserver{}
-	c := newObsCall(rec)
-	c.srv.notifyStarted(c)
-	c.notifyLookup(lookup.Result{Status: lookup.StatusFound})
-	close(c.lookup)
-	c.observeFlow(func() {
-		c.notifyIntent(routing.Intent{Kind: routing.IntentResponsible}, IntentSourceMenu)
-		c.notifyDecision(routing.Decision{Action: routing.ActionTransfer, Mode: routing.ModeWarm})
-		// The caller hangs up during the transfer: teardown runs elsewhere ...
-		c.notifyEnded(EndCallerBye)
-		if got := rec.of("ended", "c1"); len(got) != 0 {
-			t.Errorf("CallEnded while the flow runs: %+v", got)
-		}
-		// ... and the transfer reports its result afterwards.
-		c.notifyTransferResult(routing.ModeWarm, "cancelled", "caller hung up")
-	})
-	want := []string{"started", "lookup_done", "intent", "decision", "transfer_result", "ended"}
-	if got := rec.sequence("c1"); !slices.Equal(got, want) {
-		t.Fatalf("sequence = %v, want %v", got, want)
-	}
-	if end := rec.of("ended", "c1")[0].end; end.Reason != EndCallerBye || end.Outcome != "caller_hangup" {
-		t.Errorf("ended = %+v", end)
-	}
-	// A flow started after the end does not hold anything back.
-	c.observeFlow(func() {})
-	if n := len(rec.of("ended", "c1")); n != 1 {
-		t.Errorf("%d CallEnded, want 1", n)
-	}
-}
 
 func TestReportTransferResult(t *testing.T) {
 	rec := &recObserver{}

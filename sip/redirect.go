@@ -15,22 +15,27 @@ import (
 // destination when the lookup (waited for at most AnswerWait) and the rules say
 // transfer; numbers in their outbound proxy form. It returns false when the call
 // is to be answered as usual.
-func (s *Server) redirect(c *call, req *gosip.Request, tx gosip.ServerTransaction) bool {
+func (s *Server) redirect(c *call) bool {
 	if s.cfg.Mode != ModeRedirect || s.router == nil {
 		return false
 	}
 	wait := time.NewTimer(s.cfg.AnswerWait)
-	select {
-	case <-c.lookup:
-	case <-wait.C:
-	case <-c.quit:
-	}
-	wait.Stop()
-	if c.isEnding() {
-		return false
+	defer wait.Stop()
+	for waiting := true; waiting && !c.lookupIn; {
+		select {
+		case ev := <-c.events:
+			c.handle(ev)
+		case <-wait.C:
+			waiting = false
+		case <-c.inviteTx.Done():
+			c.finish(EndCallerCancel)
+			return true
+		case <-c.ctx.Done():
+			return true
+		}
 	}
 	intent := routing.Intent{Kind: routing.IntentResponsible}
-	ctx, cancel := context.WithTimeout(context.Background(), routerTimeout)
+	ctx, cancel := context.WithTimeout(c.ctx, routerTimeout)
 	dec := c.decide(ctx, s.router, intent)
 	cancel()
 	if dec.Action != routing.ActionTransfer {
@@ -42,26 +47,18 @@ func (s *Server) redirect(c *call, req *gosip.Request, tx gosip.ServerTransactio
 		c.log.Warn("redirect destination not usable, answering", "rule", dec.Rule, "error", err)
 		return false
 	}
-	c.mu.Lock()
-	c.intents = append(c.intents, intent)
-	c.mu.Unlock()
+	c.addIntent(intent)
 	c.noteDecision(dec)
 	c.setOutcome(records.OutcomeRedirected)
 	c.log.Info("redirecting", "rule", dec.Rule, "contact", t.uri.String())
-	res := gosip.NewResponseFromRequest(req, 302, "Moved Temporarily", nil)
-	if to := res.To(); to != nil { // RFC 3261 §8.2.6.2: a To tag on final responses
-		if to.Params == nil {
-			to.Params = gosip.NewParams()
-		}
-		if _, ok := to.Params.Get("tag"); !ok {
-			to.Params.Add("tag", gosip.GenerateTagN(16))
-		}
-	}
+	res := gosip.NewResponseFromRequest(c.invite, 302, "Moved Temporarily", nil)
+	setToTag(res, gosip.GenerateTagN(16)) // RFC 3261 §8.2.6.2
 	res.AppendHeader(&gosip.ContactHeader{Address: t.uri})
 	res.AppendHeader(gosip.NewHeader("Server", s.cfg.UserAgent))
-	if err := tx.Respond(res); err != nil {
+	if err := c.inviteTx.Respond(res); err != nil {
 		c.log.Info("302 not sent", "error", err)
 	}
-	c.end(EndRejected, false)
+	c.finish(EndRejected)
+	c.release()
 	return true
 }

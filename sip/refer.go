@@ -3,7 +3,6 @@ package sip
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -24,63 +23,59 @@ const (
 	referRejected              // the REFER got a 4xx-6xx (405, 501, 403 ...)
 	referFailed                // a failure sipfrag, or no final NOTIFY in time
 	referAbandoned             // the caller hung up meanwhile
+	referGone                  // 481/408 to the REFER: the caller's dialog is gone
 )
 
-// referSub is the implicit subscription a REFER creates (RFC 3515 §2.4.4): the
-// NOTIFYs' sipfrag status codes are handed to the waiting transfer.
+// referSub is the implicit subscription a REFER creates (RFC 3515 §2.4.4),
+// identified by the REFER's CSeq number (the NOTIFY's Event id, §2.4.6); the
+// last sipfrag status the NOTIFYs carried.
 type referSub struct {
-	codes chan int // buffered; a full buffer drops provisional updates
+	id   uint32
+	code int
 }
 
 // maxSipfrag bounds the NOTIFY bodies we read.
 const maxSipfrag = 4096
 
-// onNotify handles NOTIFY: on an outbound leg it is routed there; in a caller's
-// dialog with a pending REFER it carries the transfer progress (RFC 3515 §2.4.5,
-// Event: refer, message/sipfrag per RFC 3420), answered 200. Anything else is
-// answered like an unknown method (onOther).
-func (s *Server) onNotify(req *gosip.Request, tx gosip.ServerTransaction) {
-	if s.routeOutLeg(req, tx) {
-		return
-	}
-	c := s.callFor(req)
-	if c == nil {
-		s.onOther(req, tx)
-		return
-	}
-	c.mu.Lock()
-	sub := c.refer
-	c.mu.Unlock()
+// onNotify serves a NOTIFY in the caller's dialog: with a pending REFER it
+// carries the transfer's progress (RFC 3515 §2.4.5, Event: refer with the
+// REFER's id, also the compact "o"; message/sipfrag per RFC 3420), answered 200.
+// Other events get 489, a NOTIFY without a matching subscription 481 (RFC 6665).
+func (c *call) onNotify(ev *reqEvent) {
+	req := ev.req
 	event := strings.ToLower(strings.TrimSpace(firstValue(headerValues(req, "Event", "o"))))
-	if ev, _, _ := strings.Cut(event, ";"); strings.TrimSpace(ev) != "refer" {
-		s.reply(tx, req, 489, "Bad Event") // RFC 6665 §8.2.1
+	name, params, _ := strings.Cut(event, ";")
+	if strings.TrimSpace(name) != "refer" {
+		ev.reply(c.srv, 489, "Bad Event") // RFC 6665 §8.2.1
 		return
 	}
-	if sub == nil {
-		s.reply(tx, req, 481, "Subscription Does Not Exist") // RFC 6665 §4.1.3
+	sub := c.refer
+	if sub == nil || !eventIDMatches(params, sub.id) {
+		ev.reply(c.srv, 481, "Subscription Does Not Exist") // RFC 6665 §4.1.3
 		return
 	}
 	code, err := sipfragStatus(contentType(req), req.Body())
 	if err != nil {
 		c.log.Info("notify rejected", "error", err)
-		s.replyErr(tx, req, err)
+		ev.replyErr(c.srv, err)
 		return
 	}
-	s.reply(tx, req, 200, "OK")
+	ev.reply(c.srv, 200, "OK")
 	c.log.Info("refer progress", "sipfrag", code,
 		"subscription_state", firstValue(headerValues(req, "Subscription-State")))
-	select {
-	case sub.codes <- code:
-	default:
-		if code >= 200 { // never lose a final status
-			go func() {
-				select {
-				case sub.codes <- code:
-				case <-c.quit:
-				}
-			}()
+	sub.code = code
+}
+
+// eventIDMatches reads the id parameter of an Event header's parameters: absent
+// (the first REFER of the dialog, RFC 3515 §2.4.6 allows it) or equal to id.
+func eventIDMatches(params string, id uint32) bool {
+	for _, p := range strings.Split(params, ";") {
+		k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
+		if strings.TrimSpace(k) == "id" {
+			return strings.TrimSpace(v) == strconv.FormatUint(uint64(id), 10)
 		}
 	}
+	return true
 }
 
 func firstValue(vs []string) string {
@@ -153,78 +148,69 @@ func (s *Server) serviceURI(c *call) string {
 // (§2.4.4-§2.4.5): 202 only accepts the request; a 2xx sipfrag means the caller
 // is connected elsewhere, and we send BYE (§5.2's transferor). 4xx-6xx to the
 // REFER, a failure sipfrag or no final NOTIFY within Config.ReferTimeout is a
-// failure for the fallback.
-func (c *call) cold(ctx context.Context, dec routing.Decision) referResult {
+// failure for the fallback; 481 or 408 to the REFER means the caller's dialog is
+// gone (RFC 3261 §12.2.1.2): the call ends, nothing is dialled.
+func (c *call) cold(dec routing.Decision) referResult {
 	referTo, err := c.srv.referTo(dec.Destination)
 	if err != nil {
 		c.log.Warn("refer not possible", "rule", dec.Rule, "error", err)
 		return referFailed
 	}
-	c.mu.Lock()
-	dlg := c.dlg
-	target := c.remoteTarget
-	c.mu.Unlock()
-	if dlg == nil {
-		return referFailed
-	}
-	if target == nil {
-		target = dlg.InviteRequest.Contact().Address.Clone()
-	}
-	sub := &referSub{codes: make(chan int, 8)}
-	c.mu.Lock()
-	c.refer = sub // before the REFER leaves: a NOTIFY may overtake the 202
-	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		if c.refer == sub {
-			c.refer = nil
-		}
-		c.mu.Unlock()
-	}()
-
-	req := gosip.NewRequest(gosip.REFER, *target)
-	req.SetTransport(c.transport)
-	c.srv.prepareOutgoing(req, c)
+	d := c.in.dlg
+	req := d.request(gosip.REFER)
 	req.AppendHeader(gosip.NewHeader("Refer-To", "<"+referTo+">"))
 	req.AppendHeader(gosip.NewHeader("Referred-By", "<"+c.srv.serviceURI(c)+">"))
-	req.AppendHeader(gosip.NewHeader("User-Agent", c.srv.cfg.UserAgent))
-	timeout := time.NewTimer(c.srv.cfg.ReferTimeout)
-	defer timeout.Stop()
-	tctx, cancel := context.WithTimeout(ctx, c.srv.cfg.ReferTimeout)
-	defer cancel()
-	tx, err := dlg.TransactionRequest(tctx, req) // CSeq: the dialog's next (RFC 3261 §12.2.1.1)
+	// The subscription exists before the REFER leaves: a NOTIFY may overtake the 202.
+	sub := &referSub{id: req.CSeq().SeqNo}
+	c.refer = sub
+	defer func() { c.refer = nil }()
+	ct, err := c.startTx(txRefer, nil, req, c.srv.cfg.ReferTimeout)
 	if err != nil {
 		c.log.Warn("refer not sent", "error", err)
 		return referFailed
 	}
-	defer tx.Terminate()
 	c.log.Info("refer sent", "rule", dec.Rule, "refer_to", referTo)
-
-	responses := tx.Responses()
-	txDone := tx.Done()
+	timeout := time.NewTimer(c.srv.cfg.ReferTimeout)
+	defer timeout.Stop()
 	for {
 		select {
-		case res := <-responses:
-			if res.IsProvisional() {
+		case ev := <-c.events:
+			switch e := ev.(type) {
+			case responseEvent:
+				if e.tx != ct {
+					break
+				}
+				res := e.res
+				if res.IsProvisional() {
+					continue
+				}
+				ct.final = true
+				switch {
+				case endsDialog(res.StatusCode):
+					c.log.Info("refer answered: the caller's dialog is gone", "status", res.StatusCode)
+					c.dialogGone(&c.in.side)
+					return referGone
+				case !res.IsSuccess():
+					c.log.Info("refer rejected", "status", res.StatusCode, "reason", res.Reason)
+					return referRejected
+				}
+				c.log.Info("refer accepted", "status", res.StatusCode)
 				continue
+			case txDoneEvent:
+				if e.tx != ct || ct.final {
+					break
+				}
+				c.log.Info("refer got no answer: the caller's dialog is gone", "error", e.err)
+				c.dialogGone(&c.in.side) // a timeout counts as 408
+				return referGone
 			}
-			if !res.IsSuccess() {
-				c.log.Info("refer rejected", "status", res.StatusCode, "reason", res.Reason)
-				return referRejected
-			}
-			c.log.Info("refer accepted", "status", res.StatusCode)
-			responses, txDone = nil, nil
-		case <-txDone:
-			c.log.Info("refer got no answer", "error", tx.Err())
-			return referRejected
-		case code := <-sub.codes:
-			switch {
+			c.handle(ev)
+			switch code := sub.code; {
 			case code < 200:
-				continue
 			case code < 300:
 				c.log.Info("refer succeeded", "sipfrag", code)
 				c.setOutcome(records.OutcomeReferred)
-				c.end(EndTransferred, true)
+				c.finish(EndTransferred)
 				return referDone
 			default:
 				c.log.Info("refer failed", "sipfrag", code)
@@ -233,7 +219,7 @@ func (c *call) cold(ctx context.Context, dec routing.Decision) referResult {
 		case <-timeout.C:
 			c.log.Info("refer timed out", "after", c.srv.cfg.ReferTimeout)
 			return referFailed
-		case <-ctx.Done():
+		case <-c.ctx.Done():
 			return referAbandoned
 		}
 	}

@@ -162,10 +162,10 @@ func TestSessionTimers(t *testing.T) {
 	}
 	eventually(t, 5*time.Second, "in menu", func() bool { l := e2.srv.Registry().List(); return len(l) == 1 && l[0].State == StateInMenu })
 	cl := e2.srv.reg.call(e2.onlyCall().ID)
-	cl.mu.Lock()
-	cl.interval = 1500 * time.Millisecond
-	cl.mu.Unlock()
-	cl.refreshed()
+	cl.post(callFunc(func() {
+		cl.interval = 1500 * time.Millisecond
+		cl.armExpiry()
+	}))
 	if err := c2.WaitBye(ctxT(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}

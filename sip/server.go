@@ -47,7 +47,8 @@ type Server struct {
 	obs serverObs // observer and SIP trace (observe.go, trace.go)
 
 	draining atomic.Bool
-	wg       sync.WaitGroup // call goroutines and listener loops
+	wg       sync.WaitGroup // call goroutines, leg reapers and listener loops
+	closing  chan struct{}  // closed when Close starts
 
 	mu        sync.Mutex
 	listeners []*listener
@@ -70,7 +71,7 @@ func NewServer(cfg Config, opts ...Option) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: c, reg: newRegistry(), now: time.Now, ackWait: defaultAckWait}
+	s := &Server{cfg: c, reg: newRegistry(), now: time.Now, ackWait: defaultAckWait, closing: make(chan struct{})}
 	for _, o := range opts {
 		o(s)
 	}
@@ -359,7 +360,7 @@ func (s *Server) HangupAll(ctx context.Context) { s.hangupAll(ctx, EndHangup) }
 func (s *Server) hangupAll(ctx context.Context, reason EndReason) {
 	calls := s.reg.all()
 	for _, c := range calls {
-		go c.end(reason, true)
+		go c.post(hangupEvent{reason: reason})
 	}
 	for _, c := range calls {
 		select {
@@ -376,7 +377,7 @@ func (s *Server) Hangup(ctx context.Context, id string) error {
 	if c == nil {
 		return fmt.Errorf("hangup %s: %w", id, ErrCallNotFound)
 	}
-	go c.end(EndHangup, true)
+	go c.post(hangupEvent{reason: EndHangup})
 	select {
 	case <-c.done:
 		return nil
@@ -394,6 +395,7 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.closed = true
+	close(s.closing)
 	s.mu.Unlock()
 	s.setDraining(true)
 
@@ -491,39 +493,18 @@ func localAddrToward(dst netip.Addr) netip.Addr {
 	return la.Addr().Unmap()
 }
 
-// contactFor is our Contact for a call.
-func (s *Server) contactFor(c *call) *gosip.ContactHeader {
-	h := &gosip.ContactHeader{Address: gosip.Uri{Scheme: "sip", User: "matterline",
-		Host: c.advertise.String(), Port: int(c.laddr.Port())}}
-	if strings.EqualFold(c.transport, "TCP") {
-		h.Address.UriParams = gosip.NewParams()
-		h.Address.UriParams.Add("transport", "tcp")
-	}
-	return h
-}
-
-// prepareOutgoing makes an in-dialog request leave from our listening socket (UDP:
-// WithClientConnectionAddr is not applied to BYE/INFO, SIPGO-NOTES) or over the
-// caller's connection (TCP), with our Contact.
-func (s *Server) prepareOutgoing(req *gosip.Request, c *call) {
-	if strings.EqualFold(c.transport, "UDP") {
-		req.Laddr = gosip.Addr{IP: net.IP(c.laddr.Addr().AsSlice()), Port: int(c.laddr.Port())}
-	} else {
-		req.SetDestination(c.source)
-	}
-	// Via sent-by is the advertised address and our listening port (sipgo would
-	// put the socket address there, 0.0.0.0 for a wildcard listener).
-	via := &gosip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: c.transport,
-		Host: c.advertise.String(), Port: int(c.laddr.Port()), Params: gosip.NewParams()}
-	via.Params.Add("branch", gosip.GenerateBranch())
-	via.Params.Add("rport", "")
-	req.PrependHeader(via)
-	req.AppendHeader(s.contactFor(c))
-}
-
 // reply sends a response built from req with extra headers; errors are logged.
 func (s *Server) reply(tx gosip.ServerTransaction, req *gosip.Request, code int, phrase string, hdrs ...gosip.Header) {
+	s.replyTagged(tx, req, "", code, phrase, hdrs...)
+}
+
+// replyTagged is reply with our To tag (responses in a dialog we create, RFC
+// 3261 §8.2.6.2); tag "" adds none.
+func (s *Server) replyTagged(tx gosip.ServerTransaction, req *gosip.Request, tag string, code int, phrase string, hdrs ...gosip.Header) {
 	res := gosip.NewResponseFromRequest(req, code, phrase, nil)
+	if code > 100 {
+		setToTag(res, tag)
+	}
 	res.AppendHeader(gosip.NewHeader("Server", s.cfg.UserAgent))
 	for _, h := range hdrs {
 		res.AppendHeader(h)
@@ -537,6 +518,11 @@ func (s *Server) reply(tx gosip.ServerTransaction, req *gosip.Request, code int,
 
 // replyErr answers req with the response mapError gives for err.
 func (s *Server) replyErr(tx gosip.ServerTransaction, req *gosip.Request, err error) {
+	s.replyErrTagged(tx, req, "", err)
+}
+
+// replyErrTagged is replyErr with our To tag.
+func (s *Server) replyErrTagged(tx gosip.ServerTransaction, req *gosip.Request, tag string, err error) {
 	st := mapError(err)
 	var hdrs []gosip.Header
 	switch st.Code {
@@ -550,7 +536,11 @@ func (s *Server) replyErr(tx gosip.ServerTransaction, req *gosip.Request, err er
 			hdrs = append(hdrs, gosip.NewHeader("Unsupported", stripCRLF(strings.Join(be.Options, ", "))))
 		}
 	case 422:
-		hdrs = append(hdrs, gosip.NewHeader("Min-SE", strconv.Itoa(int(MinSE/time.Second))))
+		// RFC 4028 §9: a 422 carries Min-SE, and we say we support the timer.
+		hdrs = append(hdrs, gosip.NewHeader("Min-SE", strconv.Itoa(int(MinSE/time.Second))),
+			gosip.NewHeader("Supported", supportedHeader))
+	case 491:
+		hdrs = append(hdrs, gosip.NewHeader("Retry-After", "2"))
 	case 503:
 		hdrs = append(hdrs, gosip.NewHeader("Retry-After", "30"))
 	}
@@ -558,7 +548,7 @@ func (s *Server) replyErr(tx gosip.ServerTransaction, req *gosip.Request, err er
 		hdrs = append(hdrs, gosip.NewHeader("Warning",
 			fmt.Sprintf("%d %s %q", st.WarnCode, s.warnAgent(), st.Warning)))
 	}
-	s.reply(tx, req, st.Code, st.Phrase, hdrs...)
+	s.replyTagged(tx, req, tag, st.Code, st.Phrase, hdrs...)
 }
 
 func (s *Server) warnAgent() string {

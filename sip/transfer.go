@@ -241,7 +241,7 @@ func menuFlow(prompts ...string) flow {
 // before the transfer, the transfer (cold with fallback, or warm), and on failure
 // or unavailability the rule's unavailable handling, following rule:NAME
 // fallbacks without visiting a rule twice.
-func (c *call) execute(ctx context.Context, dec routing.Decision) flow {
+func (c *call) execute(dec routing.Decision) flow {
 	visited := map[string]bool{}
 	failedPrompt := media.PromptNobody
 	for hop := 0; hop < maxFallbackHops; hop++ {
@@ -258,17 +258,19 @@ func (c *call) execute(ctx context.Context, dec routing.Decision) flow {
 			c.noteDecision(dec)
 			if c.srv.transferer != nil { // an external executor (tests, embedding)
 				c.setState(StateTransferring)
-				err := c.srv.transferer.Transfer(ctx, TransferRequest{Call: c.info(), Decision: dec, Media: c.session()})
+				err := c.await(func(ctx context.Context) error {
+					return c.srv.transferer.Transfer(ctx, TransferRequest{Call: c.info(), Decision: dec, Media: c.session()})
+				})
 				if err == nil {
 					return flow{left: true}
 				}
 				c.log.Warn("transfer failed", "rule", dec.Rule, "error", err)
 				return menuFlow(media.PromptNobody)
 			}
-			if c.transfer(ctx, dec) {
+			if c.transfer(dec) {
 				return flow{left: true}
 			}
-			if ctx.Err() != nil || c.isEnding() {
+			if c.ending() {
 				return flow{left: true}
 			}
 			failedPrompt = media.PromptNobody
@@ -278,27 +280,27 @@ func (c *call) execute(ctx context.Context, dec routing.Decision) flow {
 			if dec.Reason == routing.ReasonOutsideHours || dec.Reason == routing.ReasonClosedToday {
 				p = media.PromptOutsideHours
 			}
-			c.playPrompts(ctx, p)
+			c.playPrompts(p)
 			failedPrompt = ""
 		default: // none: no rule, no match, a refused fallback
 			return menuFlow(media.PromptNobody)
 		}
-		if ctx.Err() != nil {
+		if c.ending() {
 			return flow{left: true}
 		}
 		switch dec.Unavailable.Kind {
 		case routing.UnavailableMessage:
-			c.takeMessage(ctx, dec)
+			c.takeMessage(dec)
 			return flow{left: true}
 		case routing.UnavailableHangup:
-			c.playPrompts(ctx, media.PromptGoodbye)
-			c.end(EndOurBye, true)
+			c.playPrompts(media.PromptGoodbye)
+			c.finish(EndOurBye)
 			return flow{left: true}
 		case routing.UnavailableRule:
 			if c.srv.router == nil {
 				return menuFlow(failedPrompt)
 			}
-			dctx, cancel := context.WithTimeout(ctx, routerTimeout)
+			dctx, cancel := context.WithTimeout(c.ctx, routerTimeout)
 			next := c.fallback(dctx, dec.Rule)
 			cancel()
 			c.log.Info("fallback decision", "from", dec.Rule, "action", next.Action.String(),
@@ -327,19 +329,19 @@ func (c *call) fallback(ctx context.Context, rule string) (dec routing.Decision)
 
 // transfer runs one transfer decision; true when the call was handed off (REFER
 // done, or bridged and since ended).
-func (c *call) transfer(ctx context.Context, dec routing.Decision) bool {
+func (c *call) transfer(dec routing.Decision) bool {
 	c.setState(StateTransferring)
-	c.playBeforeTransfer(ctx, dec)
-	if ctx.Err() != nil {
+	c.playBeforeTransfer(dec)
+	if c.ending() {
 		c.setOutcome(records.OutcomeAbandoned)
 		return true
 	}
 	if dec.Mode == routing.ModeCold {
-		res := c.cold(ctx, dec)
+		res := c.cold(dec)
 		switch res {
 		case referDone:
 			return true
-		case referAbandoned:
+		case referAbandoned, referGone:
 			c.setOutcome(records.OutcomeAbandoned)
 			return true
 		}
@@ -348,31 +350,27 @@ func (c *call) transfer(ctx context.Context, dec routing.Decision) bool {
 			return false
 		}
 		c.log.Info("refer failed, bridging from matterline", "rule", dec.Rule)
-		return c.warm(ctx, dec, false)
+		return c.warm(dec, false)
 	}
-	return c.warm(ctx, dec, true)
+	return c.warm(dec, true)
 }
 
 // playBeforeTransfer plays the rule's message: its text spoken (TTS) when
 // available, else its audio file, else the built-in "transferring" prompt.
-func (c *call) playBeforeTransfer(ctx context.Context, dec routing.Decision) {
-	sess := c.session()
-	if sess == nil {
+func (c *call) playBeforeTransfer(dec routing.Decision) {
+	if p := c.ruleMessage(dec.Def); p != nil {
+		c.play(p)
 		return
 	}
-	if p := c.ruleMessage(ctx, dec.Def); p != nil {
-		_ = sess.Play(ctx, p)
-		return
-	}
-	c.playPrompts(ctx, media.PromptTransferring)
+	c.playPrompts(media.PromptTransferring)
 }
 
-func (c *call) ruleMessage(ctx context.Context, def *routing.Rule) *media.Prompt {
+func (c *call) ruleMessage(def *routing.Rule) *media.Prompt {
 	if def == nil {
 		return nil
 	}
 	if def.Message != "" && c.srv.tts != nil {
-		if p, err := c.srv.tts.Render(ctx, def.Message); err == nil {
+		if p, err := c.speak(def.Message); err == nil {
 			return p
 		} else if !errors.Is(err, media.ErrNoTTS) {
 			c.log.Warn("tts of the rule message failed", "rule", def.Name, "error", err)
@@ -390,19 +388,50 @@ func (c *call) ruleMessage(ctx context.Context, def *routing.Rule) *media.Prompt
 
 // playPrompts plays built-in prompts by name to the caller; missing ones are
 // skipped.
-func (c *call) playPrompts(ctx context.Context, names ...string) {
-	sess := c.session()
-	if sess == nil {
-		return
-	}
+func (c *call) playPrompts(names ...string) {
 	for _, n := range names {
 		p := c.srv.prompts.Get(n)
 		if p == nil {
 			c.log.Debug("prompt missing", "prompt", n)
 			continue
 		}
-		if err := sess.Play(ctx, p); err != nil {
+		if err := c.play(p); err != nil {
 			return
+		}
+	}
+}
+
+// play plays p to the caller while the call goes on serving events.
+func (c *call) play(p *media.Prompt) error {
+	sess := c.session()
+	if sess == nil {
+		return ErrCallNotFound
+	}
+	return c.await(func(ctx context.Context) error { return sess.Play(ctx, p) })
+}
+
+// speak renders text with the TTS while the call goes on serving events.
+func (c *call) speak(text string) (p *media.Prompt, err error) {
+	err = c.await(func(ctx context.Context) error {
+		p, err = c.srv.tts.Render(ctx, text)
+		return err
+	})
+	return p, err
+}
+
+// await runs f, a blocking step of the flow (a prompt, a recording, speech, an
+// external transfer executor), on its own goroutine under the call's context
+// while the call goes on serving events (a BYE meanwhile cancels f's context);
+// it returns f's error when f returns.
+func (c *call) await(f func(ctx context.Context) error) error {
+	done := make(chan error, 1)
+	go func() { done <- f(c.ctx) }()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case ev := <-c.events:
+			c.handle(ev)
 		}
 	}
 }
@@ -437,12 +466,11 @@ func (s *Server) Transfer(ctx context.Context, id string, intent routing.Intent)
 	}
 	c.mu.Lock()
 	st := c.state
-	if c.held {
+	if st == StateHeld {
 		st = c.heldFrom
 	}
-	ending := c.ending
 	c.mu.Unlock()
-	if ending || st != StateInMenu {
+	if st != StateInMenu {
 		return routing.Decision{}, fmt.Errorf("transfer %s (state %s): %w", id, st, ErrCallState)
 	}
 	var dec routing.Decision
@@ -453,16 +481,27 @@ func (s *Server) Transfer(ctx context.Context, id string, intent routing.Intent)
 	} else {
 		dec = routing.Decision{Action: routing.ActionNone, Reason: routing.ReasonNoRule}
 	}
-	select {
-	case c.inject <- injected{intent: intent, dec: dec}:
-	default:
-		return dec, fmt.Errorf("transfer %s: another transfer is pending: %w", id, ErrCallState)
+	ev := &injectEvent{intent: intent, dec: dec, reply: make(chan error, 1)}
+	if !c.post(ev) {
+		return dec, fmt.Errorf("transfer %s: %w", id, ErrCallNotFound)
 	}
-	return dec, nil
+	select {
+	case err := <-ev.reply:
+		if err != nil {
+			return dec, fmt.Errorf("transfer %s: %w", id, err)
+		}
+		return dec, nil
+	case <-c.done:
+		return dec, fmt.Errorf("transfer %s: %w", id, ErrCallNotFound)
+	case <-ctx.Done():
+		return dec, ctx.Err()
+	}
 }
 
-// injected is an intent from the API with its decision, for the menu goroutine.
-type injected struct {
+// injectEvent is an intent from the API with its decision, for the menu; reply
+// gets nil when the menu takes it, ErrCallState otherwise.
+type injectEvent struct {
 	intent routing.Intent
 	dec    routing.Decision
+	reply  chan error
 }

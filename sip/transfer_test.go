@@ -501,9 +501,15 @@ func TestWarmHoldReflected(t *testing.T) {
 	if res, err := c.Reinvite(ctxT(t, 5*time.Second), hold, 0); err != nil || res.StatusCode != 200 {
 		t.Fatalf("hold: %v %v", res, err)
 	}
-	eventually(t, 5*time.Second, "hold reflected to the callee", func() bool {
+	// Reflected, and our re-INVITE complete (its ACK sent): a re-INVITE from the
+	// callee before that would be glare (491, RFC 3261 §14.1).
+	eventually(t, 5*time.Second, "hold reflected to the callee and acked", func() bool {
+		var seq uint32
 		for _, r := range in.Requests() {
 			if r.IsInvite() && strings.Contains(string(r.Body()), "a=sendonly") {
+				seq = r.CSeq().SeqNo
+			}
+			if seq != 0 && r.IsAck() && r.CSeq().SeqNo == seq {
 				return true
 			}
 		}

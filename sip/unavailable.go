@@ -25,38 +25,45 @@ const (
 // Config.MessageMax, ending on Config.MessageSilence), a row stored with the
 // caller's number, the Clio ids and the intended rule, then thank_you, goodbye
 // and BYE. A caller who hangs up while recording still leaves the message.
-func (c *call) takeMessage(ctx context.Context, dec routing.Decision) {
+func (c *call) takeMessage(dec routing.Decision) {
 	sess := c.session()
 	if sess == nil {
 		return
 	}
 	if c.srv.messages == nil {
 		c.log.Warn("message handling without a message store: goodbye")
-		c.playPrompts(ctx, media.PromptNobody, media.PromptGoodbye)
-		c.end(EndOurBye, true)
+		c.playPrompts(media.PromptNobody, media.PromptGoodbye)
+		c.finish(EndOurBye)
 		return
 	}
-	c.playPrompts(ctx, media.PromptLeaveMessage)
-	if ctx.Err() != nil {
+	c.playPrompts(media.PromptLeaveMessage)
+	if c.ending() {
 		return
 	}
-	_ = sess.Play(ctx, media.Tone(beepHz, beepLength))
-	if ctx.Err() != nil {
+	_ = c.play(media.Tone(beepHz, beepLength))
+	if c.ending() {
 		return
 	}
 	start := c.srv.now()
 	w, err := c.srv.messages.NewRecording(start, c.id)
 	if err != nil {
 		c.log.Error("message recording not started", "error", err)
-		c.playPrompts(ctx, media.PromptGoodbye)
-		c.end(EndOurBye, true)
+		c.playPrompts(media.PromptGoodbye)
+		c.finish(EndOurBye)
 		return
 	}
 	c.log.Info("recording message", "rule", dec.Rule, "max", c.srv.cfg.MessageMax)
-	rec, rerr := sess.Record(ctx, w, media.RecordOptions{
-		MaxLength: c.srv.cfg.MessageMax,
-		Silence:   c.srv.cfg.MessageSilence,
-		MinLength: 2 * c.srv.cfg.MessageSilence, // a caller who needs a moment to start
+	// A caller who hangs up while recording still leaves the message: the BYE
+	// ends the recording, what was said is kept.
+	var rec media.Recording
+	rerr := c.await(func(ctx context.Context) error {
+		var err error
+		rec, err = sess.Record(ctx, w, media.RecordOptions{
+			MaxLength: c.srv.cfg.MessageMax,
+			Silence:   c.srv.cfg.MessageSilence,
+			MinLength: 2 * c.srv.cfg.MessageSilence, // a caller who needs a moment to start
+		})
+		return err
 	})
 	if rerr != nil {
 		c.log.Warn("recording failed", "error", rerr)
@@ -88,9 +95,9 @@ func (c *call) takeMessage(ctx context.Context, dec routing.Decision) {
 				"reason", rec.Reason.String())
 		}
 	}
-	if ctx.Err() != nil || c.isEnding() {
+	if c.ending() {
 		return
 	}
-	c.playPrompts(ctx, media.PromptThankYou, media.PromptGoodbye)
-	c.end(EndOurBye, true)
+	c.playPrompts(media.PromptThankYou, media.PromptGoodbye)
+	c.finish(EndOurBye)
 }

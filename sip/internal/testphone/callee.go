@@ -180,10 +180,9 @@ func (c *Callee) invite(req *sip.Request, tx sip.ServerTransaction) {
 		_ = tx.Respond(sip.NewResponseFromRequest(dreq, c.opts.Status, "Rejected", nil))
 		return
 	}
-	codec := "0 PCMU/8000"
-	in.pt = 0
+	codec, pt := "0 PCMU/8000", uint8(0)
 	if c.opts.Codec == "PCMA" {
-		codec, in.pt = "8 PCMA/8000", 8
+		codec, pt = "8 PCMA/8000", 8
 	}
 	formats := []string{codec}
 	if !c.opts.NoDTMF {
@@ -194,7 +193,7 @@ func (c *Callee) invite(req *sip.Request, tx sip.ServerTransaction) {
 	res.AppendHeader(c.contact())
 	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	in.mu.Lock()
-	in.answer = res
+	in.answer, in.pt = res, pt
 	in.mu.Unlock()
 	_ = tx.Respond(res)
 }
@@ -207,7 +206,11 @@ func dtmfPT(d media.Description) uint8 {
 }
 
 // AudioPT is the payload type the callee answered with.
-func (in *Incoming) AudioPT() uint8 { return in.pt }
+func (in *Incoming) AudioPT() uint8 {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.pt
+}
 
 // Requests are the in-dialog requests received after the INVITE.
 func (in *Incoming) Requests() []*sip.Request {
