@@ -282,7 +282,6 @@ func TestObserverHoldsEventsUntilLookup(t *testing.T) {
 	}
 }
 
-
 func TestReportTransferResult(t *testing.T) {
 	rec := &recObserver{}
 	c := newObsCall(rec)
