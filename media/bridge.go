@@ -32,6 +32,14 @@ const (
 
 func (s *Session) bridged() bool { return s.tap.Load() == tapBridge }
 
+// Sequence-number steps that count as a jump, as in RFC 3550 Appendix A.1
+// (MAX_DROPOUT, MAX_MISORDER): a step forward of more than maxDropout or backward
+// of more than maxMisorder is a restarted or switched source, not loss or reorder.
+const (
+	maxDropout  = 3000
+	maxMisorder = 100
+)
+
 // defaultResyncThreshold is how far an incoming timestamp step may differ from the
 // wall-clock time between two packets before the relay treats it as a jump.
 const defaultResyncThreshold = time.Second
@@ -62,8 +70,8 @@ type RelayStats struct {
 	// Held counts packets not sent because the destination may not send (hold:
 	// recvonly or inactive, see Session.SetDirection) or has no address yet.
 	Held uint64
-	// Resyncs counts timestamp re-anchorings: the first packet, each new incoming
-	// SSRC and each timestamp jump.
+	// Resyncs counts re-anchorings of the timestamp and sequence offsets: the
+	// first packet, each new incoming SSRC and each timestamp or sequence jump.
 	Resyncs uint64
 }
 
@@ -77,13 +85,16 @@ type BridgeStats struct {
 // when the legs' codecs differ it also acts as the media translator of §3.2.1.2).
 //
 // Each leg keeps one continuous outgoing stream across prompts and bridging: relayed
-// packets are re-stamped with the destination session's own SSRC, its next sequence
-// numbers and its timeline (RFC 3550 §5.1), exactly as if the session had produced
-// them. The timestamp offset (destination minus source) is computed on the first
-// packet, on each new incoming SSRC and on each timestamp jump, so that the first
-// relayed packet continues the destination's timeline from where its last prompt
-// left it, advanced by the wall-clock time since; such a packet carries the marker
-// bit, as does every packet whose source marked it. Audio is transcoded PCMU↔PCMA
+// packets are re-stamped with the destination session's own SSRC, sequence numbers
+// and timeline (RFC 3550 §5.1), exactly as if the session had produced them. Both
+// the timestamp and the sequence number are shifted by an offset (destination minus
+// source) computed on the first packet, on each new incoming SSRC and on each
+// timestamp or sequence jump (RFC 3550 A.1 limits), so that the first relayed packet
+// continues the destination's stream from where its last prompt left it (the
+// timestamp advanced by the wall-clock time since); such a packet carries the marker
+// bit, as does every packet whose source marked it. Between resyncs the offsets stay
+// fixed, so loss and reordering on the incoming leg reach the far end unchanged
+// (RFC 3550 §6.4.1 loss and jitter reports stay meaningful end to end). Audio is transcoded PCMU↔PCMA
 // byte for byte through the G.711 tables when the legs differ. RFC 4733
 // telephone-events are passed on with the destination's telephone-event payload
 // type and the same offset (all packets of one event keep one timestamp, §2.5.1.2),
@@ -252,6 +263,8 @@ type relay struct {
 	evValid bool
 	evIn    uint32 // incoming timestamp of the current telephone-event ...
 	evOut   uint32 // ... and the outgoing one
+	seqOff  uint16 // out sequence = in sequence + seqOff (mod 2^16)
+	lastSeq uint16 // sequence number of the newest audio packet
 	buf     [maxPacketSize]byte
 
 	relayed, transcoded, dtmf, dropped, held, resyncs atomic.Uint64
@@ -318,13 +331,24 @@ func (r *relay) handle(pkt *rtp.Packet, _ netip.AddrPort) {
 	w := &dst.w // ours: the bridge holds dst's writer
 
 	if audio {
-		if !r.synced || pkt.SSRC != r.inSSRC || r.jumped(pkt.Timestamp, now) {
+		if !r.synced || pkt.SSRC != r.inSSRC || r.jumped(pkt.Timestamp, now) || r.seqJumped(pkt.SequenceNumber) {
 			r.resync(w, pkt, now)
-		} else if int32(pkt.Timestamp-r.lastIn) > 0 {
-			r.lastIn, r.lastAt = pkt.Timestamp, now
+		} else {
+			if int32(pkt.Timestamp-r.lastIn) > 0 {
+				r.lastIn, r.lastAt = pkt.Timestamp, now
+			}
+			if int16(pkt.SequenceNumber-r.lastSeq) > 0 {
+				r.lastSeq = pkt.SequenceNumber
+			}
 		}
 	} else if !r.synced {
 		r.resync(w, pkt, now)
+	}
+	// Telephone-events share the audio's sequence space when they share its SSRC
+	// (RFC 4733 §2.1); events on a stream of their own are numbered in arrival order.
+	seq := pkt.SequenceNumber + r.seqOff
+	if !audio && pkt.SSRC != r.inSSRC {
+		seq = w.pkt.SequenceNumber
 	}
 
 	var (
@@ -343,12 +367,9 @@ func (r *relay) handle(pkt *rtp.Packet, _ netip.AddrPort) {
 		ts, pt, marker = r.evOut, df.dtmfPT, pkt.Marker
 	}
 	b := r.buf[:rtpHeaderSize+n]
-	putRTPHeader(b, marker, pt, w.pkt.SequenceNumber, ts, w.pkt.SSRC)
+	putRTPHeader(b, marker, pt, seq, ts, w.pkt.SSRC)
 	if audio && r.table != nil {
-		t, out := r.table, b[rtpHeaderSize:]
-		for i, c := range pkt.Payload {
-			out[i] = t[c]
-		}
+		transcode(b[rtpHeaderSize:], pkt.Payload, r.table)
 	} else {
 		copy(b[rtpHeaderSize:], pkt.Payload)
 	}
@@ -361,9 +382,14 @@ func (r *relay) handle(pkt *rtp.Packet, _ netip.AddrPort) {
 		}
 		return
 	}
-	w.pkt.SequenceNumber++
-	// Keep dst's timeline where this packet leaves it, so the next resync and the
-	// next Play after the bridge continue it.
+	// Keep dst's sequence and timeline where the newest packet leaves them (a
+	// reordered packet does not move them back), so the next resync and the next
+	// Play after the bridge continue them.
+	// (seq is read back from the header: keeping it live across the transcoding
+	// loop costs that loop a register.)
+	if next := binary.BigEndian.Uint16(b[2:4]) + 1; !w.started || int16(next-w.pkt.SequenceNumber) > 0 {
+		w.pkt.SequenceNumber = next
+	}
 	end := ts + uint32(n)
 	if !audio {
 		end = ts + uint32(binary.BigEndian.Uint16(pkt.Payload[2:4]))
@@ -384,6 +410,14 @@ func (r *relay) handle(pkt *rtp.Packet, _ netip.AddrPort) {
 	}
 }
 
+// transcode maps each byte of in through t into out (len(out) >= len(in)).
+func transcode(out, in []byte, t *[256]byte) {
+	out = out[:len(in)]
+	for i, c := range in {
+		out[i] = t[c]
+	}
+}
+
 // jumped reports whether ts moved away from the wall clock since the previous audio
 // packet by more than the threshold (forwards or backwards).
 func (r *relay) jumped(ts uint32, now time.Time) bool {
@@ -393,10 +427,19 @@ func (r *relay) jumped(ts uint32, now time.Time) bool {
 	return d > r.threshold || d < -r.threshold
 }
 
-// resync anchors the incoming stream on dst's timeline: this packet gets the
-// timestamp dst's next packet would have now.
+// seqJumped reports whether seq is too far from the newest audio sequence number to
+// be loss or reordering (RFC 3550 A.1).
+func (r *relay) seqJumped(seq uint16) bool {
+	d := int(int16(seq - r.lastSeq))
+	return d > maxDropout || d < -maxMisorder
+}
+
+// resync anchors the incoming stream on dst's stream: this packet gets the timestamp
+// dst's next packet would have now and dst's next sequence number.
 func (r *relay) resync(w *writer, pkt *rtp.Packet, now time.Time) {
 	r.offset = w.tsAt(now) - pkt.Timestamp
+	r.seqOff = w.pkt.SequenceNumber - pkt.SequenceNumber
+	r.lastSeq = pkt.SequenceNumber
 	r.synced = true
 	r.inSSRC = pkt.SSRC
 	r.lastIn, r.lastAt = pkt.Timestamp, now

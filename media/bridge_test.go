@@ -223,11 +223,15 @@ func TestBridgeRelaySameCodec(t *testing.T) {
 	checkRelayed(t, "b->a", gotA, tailA, a.sess.SSRC(), 0, identity, 1000, n)
 
 	// DTMF from A's phone reaches B's phone re-stamped: B's telephone-event payload
-	// type, B's SSRC, B's next sequence numbers, one timestamp for the whole event.
+	// type, B's SSRC, sequence numbers continuing the audio's with the same offset
+	// (sipp repeats the end packet under one sequence number; so does the relay),
+	// one timestamp for the whole event.
 	lastB := gotB[len(gotB)-1]
-	for _, h := range sippDTMF1 {
-		// sipp's key press, moved onto phone A's stream (its SSRC and timeline).
+	for k, h := range sippDTMF1 {
+		// sipp's key press, moved onto phone A's stream (its SSRC, sequence numbers
+		// and timeline).
 		pkt := mustHex(t, h)
+		binary.BigEndian.PutUint16(pkt[2:4], phoneA.seq+uint16(min(k, 7)))
 		binary.BigEndian.PutUint32(pkt[4:8], phoneA.ts)
 		binary.BigEndian.PutUint32(pkt[8:12], phoneA.ssrc)
 		a.send(t, a.peer, pkt)
@@ -238,7 +242,7 @@ func TestBridgeRelaySameCodec(t *testing.T) {
 		t.Fatalf("relayed %d of %d telephone-event packets", len(ev), len(sippDTMF1))
 	}
 	for k, p := range ev {
-		if p.PayloadType != 96 || p.SSRC != b.sess.SSRC() || p.Timestamp != ev[0].Timestamp || p.SequenceNumber != lastB.SequenceNumber+1+uint16(k) {
+		if p.PayloadType != 96 || p.SSRC != b.sess.SSRC() || p.Timestamp != ev[0].Timestamp || p.SequenceNumber != lastB.SequenceNumber+1+uint16(min(k, 7)) {
 			t.Fatalf("event packet %d: %v (last audio %v)", k, p.Header, lastB.Header)
 		}
 		want := mustHex(t, sippDTMF1[k])[12:]
@@ -430,6 +434,75 @@ func TestBridgeResync(t *testing.T) {
 	}
 	if st := br.Stats(); st.AtoB.Resyncs != 3 {
 		t.Errorf("resyncs = %d, want 3", st.AtoB.Resyncs)
+	}
+}
+
+// The relay shifts sequence numbers by a fixed offset: a gap of lost packets stays a
+// gap of the same size and reordered packets stay reordered (RFC 3550 §6.4.1 reports
+// of the far end then describe the near leg), telephone-events on the audio's SSRC
+// share that offset, and events on an SSRC of their own get the next free numbers.
+func TestBridgeKeepsLossAndReorder(t *testing.T) {
+	a := newRig(t, SessionConfig{HasDTMF: true, DTMFPayloadType: 101})
+	b := newRig(t, SessionConfig{HasDTMF: true, DTMFPayloadType: 101})
+	br, err := NewBridge(context.Background(), a.sess, b.sess, BridgeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer br.Stop()
+	const ssrc = 0x5150
+	pkt := func(pt uint8, seq uint16, ts, ssrc uint32, payload []byte) []byte {
+		p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: pt, SequenceNumber: seq, Timestamp: ts, SSRC: ssrc}, Payload: payload}
+		bs, err := p.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bs
+	}
+	// 65534..65535 then a wrap, 2 and 3 lost, 5 and 4 swapped, 6 late after 7.
+	order := []uint16{65534, 65535, 0, 1, 4, 5, 7, 6, 8}
+	for _, seq := range order {
+		i := int(int16(seq)) // -2, -1, 0, ...
+		a.send(t, a.peer, pkt(0, seq, uint32(50_000+160*i), ssrc, audioPayload(i+2)))
+		time.Sleep(5 * time.Millisecond)
+	}
+	// A key press on the audio's SSRC right after sequence number 8, and one on a
+	// stream of its own (sequence numbers unrelated to the audio's).
+	a.send(t, a.peer, pkt(101, 9, 52_000, ssrc, []byte{5, 0x8a, 0x01, 0x40}))
+	time.Sleep(5 * time.Millisecond)
+	a.send(t, a.peer, pkt(101, 40_000, 90_000, 0xE0E0, []byte{6, 0x8a, 0x01, 0x40}))
+	got := collect(b.peer, len(order)+2, time.Second)
+	if len(got) != len(order)+2 {
+		t.Fatalf("relayed %d of %d packets", len(got), len(order)+2)
+	}
+	base, ts0 := got[0].SequenceNumber, got[0].Timestamp
+	for k, seq := range order {
+		p := got[k]
+		if p.SequenceNumber-base != seq-order[0] {
+			t.Errorf("packet %d (in seq %d): out seq %d is %d after the first, want %d",
+				k, seq, p.SequenceNumber, p.SequenceNumber-base, seq-order[0])
+		}
+		if p.Timestamp-ts0 != 160*uint32(seq-order[0]) {
+			t.Errorf("packet %d (in seq %d): ts step %d", k, seq, p.Timestamp-ts0)
+		}
+	}
+	if ev := got[len(order)]; ev.SequenceNumber != base+(9-order[0]) || ev.PayloadType != 101 {
+		t.Errorf("event on the audio ssrc: %v, want seq %d", ev.Header, base+(9-order[0]))
+	}
+	if ev := got[len(order)+1]; ev.SequenceNumber != base+(10-order[0]) || ev.SSRC != b.sess.SSRC() {
+		t.Errorf("event on its own ssrc: %v, want seq %d", ev.Header, base+(10-order[0]))
+	}
+	if st := br.Stats(); st.AtoB.Resyncs != 1 {
+		t.Errorf("resyncs = %d, want 1 (loss and reorder are not jumps)", st.AtoB.Resyncs)
+	}
+
+	// A sequence jump beyond RFC 3550's MAX_DROPOUT is a new stream: re-anchored.
+	a.send(t, a.peer, pkt(0, 20_000, uint32(50_000+160*9), ssrc, audioPayload(20)))
+	got = collect(b.peer, 1, time.Second)
+	if len(got) != 1 || got[0].SequenceNumber != base+(11-order[0]) || !got[0].Marker {
+		t.Fatalf("after a sequence jump: %v, want seq %d with marker", got, base+(11-order[0]))
+	}
+	if st := br.Stats(); st.AtoB.Resyncs != 2 {
+		t.Errorf("resyncs = %d, want 2", st.AtoB.Resyncs)
 	}
 }
 

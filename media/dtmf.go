@@ -86,7 +86,13 @@ func (e TelephoneEvent) MarshalTo(b []byte) int {
 // lost, the press is delivered when a packet of a different event arrives, or by
 // flush after dtmfEndWait without packets. When the start packets are lost, the first
 // end packet is enough. A new press of the same key has a new timestamp and counts
-// again. Used only by the session's read loop: no locking.
+// again.
+//
+// The retransmitted end packets of one event may arrive after the next event began
+// (a quick dialler, or reordering in the network). The last dtmfRecentEvents
+// delivered events are remembered by (timestamp, event), so a late packet of any of
+// them is ignored instead of producing a second digit or cutting the current press
+// short. Used only by the session's read loop: no locking, no allocation.
 type dtmfReceiver struct {
 	active    bool // a press is being tracked
 	delivered bool // ... and already delivered
@@ -94,7 +100,21 @@ type dtmfReceiver struct {
 	event     uint8
 	duration  uint16
 	lastSeen  time.Time
+
+	recent [dtmfRecentEvents]dtmfEventID // delivered events, a ring
+	next   int                           // where the next delivered event goes
 }
+
+// dtmfEventID names one event: its RTP timestamp and event code (RFC 4733 §2.5.1.2).
+type dtmfEventID struct {
+	ts    uint32
+	event uint8
+	valid bool
+}
+
+// dtmfRecentEvents is how many delivered events the receiver remembers. Three end
+// packets at the 50 ms update interval span 100 ms, well under one short press.
+const dtmfRecentEvents = 8
 
 // dtmfEndWait is how long an event without end packet is kept before it is
 // delivered anyway (the longest gap between RFC 4733 updates is ~50 ms).
@@ -112,26 +132,45 @@ func (r *dtmfReceiver) handle(ts uint32, ev TelephoneEvent, now time.Time, out [
 			r.duration = ev.Duration
 		}
 		if ev.End && !r.delivered {
-			r.delivered = true
-			out = append(out, r.digit())
+			out = r.deliver(out)
 		}
 		return out
 	}
+	if r.seen(ts, ev.Event) {
+		return out // a late packet (typically an end retransmission) of a delivered event
+	}
 	// A new event: flush the previous one if its end never came.
 	out = r.flush(out)
-	*r = dtmfReceiver{active: true, ts: ts, event: ev.Event, duration: ev.Duration, lastSeen: now}
+	r.active, r.delivered = true, false
+	r.ts, r.event, r.duration, r.lastSeen = ts, ev.Event, ev.Duration, now
 	if ev.End {
-		r.delivered = true
-		out = append(out, r.digit())
+		out = r.deliver(out)
 	}
 	return out
+}
+
+// seen reports whether the event (ts, event) was already delivered.
+func (r *dtmfReceiver) seen(ts uint32, event uint8) bool {
+	for _, e := range r.recent {
+		if e.valid && e.ts == ts && e.event == event {
+			return true
+		}
+	}
+	return false
+}
+
+// deliver appends the tracked press and remembers it as delivered.
+func (r *dtmfReceiver) deliver(out []Digit) []Digit {
+	r.delivered = true
+	r.recent[r.next] = dtmfEventID{ts: r.ts, event: r.event, valid: true}
+	r.next = (r.next + 1) % len(r.recent)
+	return append(out, r.digit())
 }
 
 // flush delivers a press whose end packets were lost.
 func (r *dtmfReceiver) flush(out []Digit) []Digit {
 	if r.active && !r.delivered {
-		r.delivered = true
-		out = append(out, r.digit())
+		out = r.deliver(out)
 	}
 	return out
 }

@@ -90,6 +90,18 @@ func TestDTMFReceiver(t *testing.T) {
 		{"end lost, next press flushes", []evIn{{100, 2, false, 160}, {100, 2, false, 320}, {900, 3, false, 160}, {900, 3, true, 480}}, "23"},
 		{"star pound A D", []evIn{{1, 10, true, 400}, {2, 11, true, 400}, {3, 12, true, 400}, {4, 15, true, 400}}, "*#AD"},
 		{"non-dtmf events ignored", []evIn{{1, 16, true, 400}, {2, 32, true, 400}, {3, 255, false, 1}}, ""},
+		// RFC 4733 §2.5.1.4 end retransmissions of '4' interleaved with the next press.
+		{"end retransmissions interleaved with the next event", []evIn{
+			{100, 4, false, 160}, {100, 4, true, 480},
+			{600, 6, false, 160}, {100, 4, true, 480},
+			{600, 6, false, 320}, {100, 4, true, 480},
+			{600, 6, true, 640}, {600, 6, true, 640}, {600, 6, true, 640}}, "46"},
+		{"two events' end packets interleaved", []evIn{
+			{100, 1, true, 400}, {300, 2, true, 400}, {100, 1, true, 400}, {300, 2, true, 400},
+			{100, 1, true, 400}, {300, 2, true, 400}}, "12"},
+		{"late update of an ended event", []evIn{{100, 8, true, 400}, {500, 9, false, 160}, {100, 8, false, 320}, {500, 9, true, 480}}, "89"},
+		{"same key again after interleaving", []evIn{
+			{100, 1, true, 400}, {300, 1, true, 400}, {100, 1, true, 400}, {300, 1, true, 400}, {700, 1, true, 400}}, "111"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

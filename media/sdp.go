@@ -30,7 +30,17 @@ const maxSDPSize = 64 << 10
 // telephoneEvent is the RFC 4733 §7 media subtype name.
 const telephoneEvent = "telephone-event"
 
-// Description is the audio part of a remote SDP (offer or answer).
+// MediaLine is one m= line (RFC 4566 §5.14): media type, port, transport and the
+// format list, as written.
+type MediaLine struct {
+	Media   string   // "audio", "video", "application", ...
+	Port    int      // 0: stream rejected or disabled (RFC 3264 §5.1, §6)
+	Proto   string   // e.g. "RTP/AVP", "RTP/SAVP", "UDP/TLS/RTP/SAVPF"
+	Formats []string // payload types or other format tokens, in order
+}
+
+// Description is the audio part of a remote SDP (offer or answer), plus the list of
+// every m= line so that an answer can keep their number and order (RFC 3264 §6).
 type Description struct {
 	// Addr is the RTP address: the media-level c= else the session-level c=, and the
 	// m=audio port. A c= of 0.0.0.0 (RFC 2543 hold) keeps the address invalid-zero
@@ -53,13 +63,23 @@ type Description struct {
 
 	// SessionID is the o= sess-id.
 	SessionID uint64
-	// Proto is the m= transport, e.g. "RTP/AVP".
+	// Proto is the m= transport of the chosen audio stream, e.g. "RTP/AVP".
 	Proto string
-	// Formats are all payload types listed on the m= line, in order (for logs).
+	// Formats are all payload types listed on the chosen m=audio line, in order (for logs).
 	Formats []string
+
+	// Streams are all m= lines of the SDP, in order; Streams[AudioIndex] is the
+	// audio stream the fields above describe.
+	Streams    []MediaLine
+	AudioIndex int
 }
 
-// ParseSDP reads the first m=audio section of an SDP body. Errors wrap ErrBadSDP.
+// ParseSDP reads an SDP body and describes one of its audio streams: the first
+// m=audio line that is usable (a non-zero port, plain RTP as RTP/AVP or RTP/AVPF,
+// and a codec we know), else the first m=audio line with a non-zero port, else the
+// first m=audio line. With the fallback, Negotiate reports ErrUnsupportedTransport or
+// ErrNoCommonCodec. Every m= line is listed in Streams. Errors wrap ErrBadSDP; an
+// SDP whose chosen audio stream has port 0 is one.
 func ParseSDP(body []byte) (desc Description, err error) {
 	// pion/sdp is well fuzzed, but a parser fed from the network must not take the
 	// process down whatever happens inside it.
@@ -78,39 +98,151 @@ func ParseSDP(body []byte) (desc Description, err error) {
 	// pion/sdp wants a final line end; some endpoints omit it. It also insists on
 	// the RFC 4566 line order; when that fails, retry once with the lines put in
 	// order (and a missing t= supplied), as lenient SIP stacks do.
+	// pion/sdp also knows only some media types and transports; others (m=image
+	// udptl t38, RFC 3362) are masked for it and restored below.
+	text, orig := maskMediaLines(string(body))
 	var sd sdp.SessionDescription
-	if err := sd.UnmarshalString(string(body) + "\r\n"); err != nil {
+	if err := sd.UnmarshalString(text + "\r\n"); err != nil {
 		sd = sdp.SessionDescription{}
-		if err2 := sd.UnmarshalString(canonicalSDP(string(body))); err2 != nil {
+		if err2 := sd.UnmarshalString(canonicalSDP(text)); err2 != nil {
 			return Description{}, fmt.Errorf("%w: %w", ErrBadSDP, err)
 		}
 	}
+	if len(orig) != len(sd.MediaDescriptions) {
+		return Description{}, fmt.Errorf("%w: %d m= lines, %d media sections", ErrBadSDP, len(orig), len(sd.MediaDescriptions))
+	}
 
-	var md *sdp.MediaDescription
-	for _, m := range sd.MediaDescriptions {
-		if m != nil && strings.EqualFold(m.MediaName.Media, "audio") {
-			md = m
-			break
+	streams := make([]MediaLine, 0, len(sd.MediaDescriptions))
+	firstAudio, firstLive := -1, -1
+	for i, m := range sd.MediaDescriptions {
+		if m == nil {
+			return Description{}, fmt.Errorf("%w: empty m= section %d", ErrBadSDP, i)
+		}
+		port := m.MediaName.Port.Value
+		if port < 0 || port > 65535 {
+			return Description{}, fmt.Errorf("%w: m=%s port %d out of range", ErrBadSDP, m.MediaName.Media, port)
+		}
+		streams = append(streams, MediaLine{
+			Media:   orig[i].media,
+			Port:    port,
+			Proto:   orig[i].proto,
+			Formats: m.MediaName.Formats,
+		})
+		if !strings.EqualFold(orig[i].media, "audio") {
+			continue
+		}
+		if firstAudio < 0 {
+			firstAudio = i
+		}
+		if port == 0 {
+			continue // RFC 3264 §6: a port-0 stream is not in use
+		}
+		if firstLive < 0 {
+			firstLive = i
 		}
 	}
-	if md == nil {
+	if firstAudio < 0 {
 		return Description{}, fmt.Errorf("%w: no m=audio line", ErrBadSDP)
 	}
 
-	desc = Description{
-		SessionVersion: sd.Origin.SessionVersion,
-		SessionID:      sd.Origin.SessionID,
-		Proto:          strings.Join(md.MediaName.Protos, "/"),
-		Formats:        md.MediaName.Formats,
+	// The first usable audio stream wins (RFC 3264 §6: the answerer picks the
+	// streams it takes; the others are rejected with port 0).
+	for i, st := range streams {
+		if !strings.EqualFold(st.Media, "audio") || st.Port == 0 || !isPlainRTP(st.Proto) {
+			continue
+		}
+		d := Description{Streams: streams, AudioIndex: i}
+		if err := d.readAudio(&sd, sd.MediaDescriptions[i]); err == nil && len(d.Codecs) > 0 {
+			d.Proto = st.Proto
+			return d, nil
+		}
 	}
+	chosen := firstLive
+	if chosen < 0 {
+		chosen = firstAudio
+	}
+	desc = Description{Streams: streams, AudioIndex: chosen}
+	if err := desc.readAudio(&sd, sd.MediaDescriptions[chosen]); err != nil {
+		return Description{}, err
+	}
+	desc.Proto = streams[chosen].Proto
+	return desc, nil
+}
+
+// mediaLineID is the media type and transport of one m= line as written.
+type mediaLineID struct{ media, proto string }
+
+// maskMediaLines returns body with each m= line whose media type or transport
+// pion/sdp rejects rewritten as "m=application <port> UDP <formats>", and the
+// media type and transport of every m= line as written, in order.
+func maskMediaLines(body string) (string, []mediaLineID) {
+	var (
+		ids     []mediaLineID
+		b       strings.Builder
+		changed bool
+	)
+	lines := strings.SplitAfter(body, "\n")
+	for i, line := range lines {
+		if !strings.HasPrefix(line, "m=") {
+			continue
+		}
+		f := strings.Fields(line[2:])
+		id := mediaLineID{}
+		if len(f) > 0 {
+			id.media = f[0]
+		}
+		if len(f) > 2 {
+			id.proto = f[2]
+		}
+		ids = append(ids, id)
+		if len(f) < 3 || (pionMedia(f[0]) && pionProto(f[2])) {
+			continue
+		}
+		f[0], f[2] = "application", "UDP"
+		lines[i] = "m=" + strings.Join(f, " ") + line[len(strings.TrimRight(line, "\r\n")):]
+		changed = true
+	}
+	if !changed {
+		return body, ids
+	}
+	for _, l := range lines {
+		b.WriteString(l)
+	}
+	return b.String(), ids
+}
+
+// pionMedia and pionProto mirror what pion/sdp accepts (RFC 4566 §5.14 registry).
+func pionMedia(m string) bool {
+	switch m {
+	case "audio", "video", "text", "application", "message":
+		return true
+	}
+	return false
+}
+
+func pionProto(p string) bool {
+	for part := range strings.SplitSeq(p, "/") {
+		switch part {
+		case "UDP", "RTP", "AVP", "SAVP", "SAVPF", "TLS", "DTLS", "SCTP", "AVPF", "TCP",
+			"MSRP", "BFCP", "UDT", "IX", "MRCPv2", "FEC":
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// readAudio fills d from the audio section md of sd.
+func (d *Description) readAudio(sd *sdp.SessionDescription, md *sdp.MediaDescription) error {
+	d.SessionVersion = sd.Origin.SessionVersion
+	d.SessionID = sd.Origin.SessionID
+	d.Proto = strings.Join(md.MediaName.Protos, "/")
+	d.Formats = md.MediaName.Formats
 
 	port := md.MediaName.Port.Value
-	if port < 0 || port > 65535 {
-		return Description{}, fmt.Errorf("%w: m=audio port %d out of range", ErrBadSDP, port)
-	}
 	if port == 0 {
 		// RFC 3264 §5.1/§6: port zero rejects or disables the stream.
-		return Description{}, fmt.Errorf("%w: audio stream disabled (port 0)", ErrBadSDP)
+		return fmt.Errorf("%w: audio stream disabled (port 0)", ErrBadSDP)
 	}
 
 	conn := md.ConnectionInformation
@@ -118,15 +250,15 @@ func ParseSDP(body []byte) (desc Description, err error) {
 		conn = sd.ConnectionInformation
 	}
 	if conn == nil || conn.Address == nil {
-		return Description{}, fmt.Errorf("%w: no c= line for audio", ErrBadSDP)
+		return fmt.Errorf("%w: no c= line for audio", ErrBadSDP)
 	}
 	addr, err := parseConnectionAddress(conn.Address.Address)
 	if err != nil {
-		return Description{}, err
+		return err
 	}
 	held := addr.IsUnspecified() // RFC 2543 hold: c=IN IP4 0.0.0.0
 	if !held {
-		desc.Addr = netip.AddrPortFrom(addr, uint16(port))
+		d.Addr = netip.AddrPortFrom(addr, uint16(port))
 	}
 
 	rtpmaps := rtpmapsOf(md.Attributes)
@@ -134,36 +266,36 @@ func ParseSDP(body []byte) (desc Description, err error) {
 		pt, err := strconv.ParseUint(f, 10, 7)
 		if err != nil {
 			// RTP/AVP formats are payload types 0-127 (RFC 4566 §5.14).
-			return Description{}, fmt.Errorf("%w: bad payload type %q on m=audio", ErrBadSDP, f)
+			return fmt.Errorf("%w: bad payload type %q on m=audio", ErrBadSDP, f)
 		}
 		c, ok := formatOf(uint8(pt), rtpmaps)
 		switch {
 		case ok && c.Name == telephoneEvent:
-			if !desc.HasDTMF {
-				desc.HasDTMF, desc.DTMFPayloadType = true, c.PayloadType
+			if !d.HasDTMF {
+				d.HasDTMF, d.DTMFPayloadType = true, c.PayloadType
 			}
-		case ok && !containsFormat(desc.Codecs, c):
-			desc.Codecs = append(desc.Codecs, c)
+		case ok && !containsFormat(d.Codecs, c):
+			d.Codecs = append(d.Codecs, c)
 		}
 	}
 
-	desc.Direction = directionOf(md.Attributes)
-	if desc.Direction == DirUnknown {
-		desc.Direction = directionOf(sd.Attributes)
+	d.Direction = directionOf(md.Attributes)
+	if d.Direction == DirUnknown {
+		d.Direction = directionOf(sd.Attributes)
 	}
-	if desc.Direction == DirUnknown {
+	if d.Direction == DirUnknown {
 		if held {
-			desc.Direction = DirInactive
+			d.Direction = DirInactive
 		} else {
-			desc.Direction = DirSendRecv
+			d.Direction = DirSendRecv
 		}
 	}
 
-	desc.PtimeMS = ptimeOf(md.Attributes)
-	if desc.PtimeMS == 0 {
-		desc.PtimeMS = ptimeOf(sd.Attributes)
+	d.PtimeMS = ptimeOf(md.Attributes)
+	if d.PtimeMS == 0 {
+		d.PtimeMS = ptimeOf(sd.Attributes)
 	}
-	return desc, nil
+	return nil
 }
 
 // canonicalSDP reorders the lines of each SDP section into RFC 4566 §5 order
@@ -326,6 +458,11 @@ type Negotiated struct {
 	Remote          netip.AddrPort
 	// Direction is the direction of OUR answer (already reversed from the offer).
 	Direction Direction
+	// Rejected are the offer's other m= lines with port 0, in order, and AudioIndex
+	// the position of the audio stream among all lines: an answer keeps the offer's
+	// number and order of m= lines (RFC 3264 §6). Nil for a single-stream offer.
+	Rejected   []MediaLine
+	AudioIndex int
 }
 
 // Negotiate picks the first codec of the offer's order that is in allowed
@@ -350,10 +487,37 @@ func Negotiate(offer Description, allowed []Codec) (Negotiated, error) {
 				HasDTMF:         offer.HasDTMF,
 				Remote:          offer.Addr,
 				Direction:       offer.Direction.Answer(),
+				Rejected:        offer.rejected(),
+				AudioIndex:      offer.audioIndex(),
 			}, nil
 		}
 	}
 	return Negotiated{}, fmt.Errorf("%w: offer formats %v, allowed %v", ErrNoCommonCodec, offer.Formats, allowed)
+}
+
+// rejected returns the m= lines other than the chosen audio stream, each with port 0
+// (RFC 3264 §6: a rejected stream keeps its media type and transport and lists the
+// offer's formats); nil when the audio stream is the only one.
+func (d Description) rejected() []MediaLine {
+	if len(d.Streams) <= 1 {
+		return nil
+	}
+	out := make([]MediaLine, 0, len(d.Streams)-1)
+	for i, st := range d.Streams {
+		if i != d.AudioIndex {
+			st.Port = 0
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// audioIndex is AudioIndex when it names one of Streams, else 0.
+func (d Description) audioIndex() int {
+	if d.AudioIndex < 0 || d.AudioIndex >= len(d.Streams) {
+		return 0
+	}
+	return d.AudioIndex
 }
 
 // isPlainRTP accepts RTP/AVP and RTP/AVPF (the feedback profile is compatible with a
@@ -374,6 +538,8 @@ func (n Negotiated) LocalSDP(addr netip.Addr, port int, sessionID, version uint6
 		DTMFPayloadType: n.DTMFPayloadType,
 		HasDTMF:         n.HasDTMF,
 		Direction:       n.Direction,
+		Rejected:        n.Rejected,
+		AudioIndex:      n.AudioIndex,
 	}
 }
 
@@ -389,6 +555,12 @@ type LocalSDP struct {
 	HasDTMF         bool
 	Direction       Direction
 	PtimeMS         int // 20 when zero
+	// Rejected are further m= lines written with port 0 (RFC 3264 §6: an answer has
+	// as many m= lines as the offer, in the same order; RFC 3264 §8: a later offer
+	// keeps them). The audio line is written at position AudioIndex among all lines
+	// (0: first; clamped to the number of lines). Empty: the audio line alone.
+	Rejected   []MediaLine
+	AudioIndex int
 }
 
 // BuildSDP renders an SDP body (RFC 4566/8866) with CRLF line ends. An invalid Addr
@@ -430,7 +602,12 @@ func BuildSDP(l LocalSDP) []byte {
 	b = append(b, ipver...)
 	b = append(b, ' ')
 	b = append(b, a...)
-	b = append(b, "\r\nt=0 0\r\nm=audio "...)
+	b = append(b, "\r\nt=0 0\r\n"...)
+	audioAt := max(0, min(l.AudioIndex, len(l.Rejected)))
+	for _, m := range l.Rejected[:audioAt] {
+		b = appendRejected(b, m)
+	}
+	b = append(b, "m=audio "...)
 	b = strconv.AppendInt(b, int64(max(0, min(l.Port, 65535))), 10)
 	b = append(b, " RTP/AVP"...)
 	for _, c := range codecs {
@@ -467,5 +644,53 @@ func BuildSDP(l LocalSDP) []byte {
 	b = append(b, "\r\na="...)
 	b = append(b, dir.String()...)
 	b = append(b, "\r\n"...)
+	for _, m := range l.Rejected[audioAt:] {
+		b = appendRejected(b, m)
+	}
 	return b
+}
+
+// appendRejected writes m as a rejected stream: "m=<media> 0 <proto> <formats>"
+// (RFC 3264 §6). Bytes that cannot appear in an SDP token are dropped; an empty
+// media type, transport or format list is written as "audio", "RTP/AVP" or "0" so
+// the line stays valid RFC 4566 syntax.
+func appendRejected(b []byte, m MediaLine) []byte {
+	b = append(b, "m="...)
+	b = appendToken(b, m.Media, "audio")
+	b = append(b, " 0 "...)
+	b = appendToken(b, m.Proto, "RTP/AVP")
+	n := 0
+	for _, f := range m.Formats {
+		if !isToken(f) {
+			continue
+		}
+		b = append(b, ' ')
+		b = append(b, f...)
+		n++
+	}
+	if n == 0 {
+		b = append(b, " 0"...)
+	}
+	return append(b, "\r\n"...)
+}
+
+// appendToken appends s, or def when s is not a plain token.
+func appendToken(b []byte, s, def string) []byte {
+	if !isToken(s) {
+		s = def
+	}
+	return append(b, s...)
+}
+
+// isToken reports whether s is non-empty printable ASCII without spaces.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
 }

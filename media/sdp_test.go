@@ -418,7 +418,8 @@ func TestDirection(t *testing.T) {
 func FuzzParseSDP(f *testing.F) {
 	for _, s := range [][]byte{sdpYealink, sdpPolycom, sdpTwilio, sdpAsterisk, sdpLinphone, sdpBaresip,
 		sdpSippUAC, sdpSippPcap, sdpG729Only, sdpOpusOnly, sdpHoldSendonly, sdpHoldInactive, sdpRecvonly,
-		sdpOldHold, sdpMediaLevelC, sdpIPv6, sdpSRTP} {
+		sdpOldHold, sdpMediaLevelC, sdpIPv6, sdpSRTP, sdpCiscoVideo, sdpSAVPThenAVP, sdpBaresipVideo,
+		sdpDisabledFirst, sdpOpusThenG711, sdpSAVPOnlyVideo} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
