@@ -33,6 +33,7 @@ type sippOpts struct {
 	keys     map[string]string // -key NAME VALUE, used as [NAME] in the scenario
 	extra    []string          // more arguments (e.g. -rtp_echo)
 	timeout  time.Duration     // sipp -timeout; default 20s
+	files    map[string][]byte // written into sipp's working directory first
 }
 
 // sippProc is a running sipp.
@@ -82,6 +83,11 @@ func startSipp(t *testing.T, o sippOpts) *sippProc {
 	dir := t.TempDir()
 	p := &sippProc{t: t, dir: dir, msgFile: filepath.Join(dir, "messages.log"), port: o.port,
 		out: &syncBuffer{}, done: make(chan struct{})}
+	for name, b := range o.files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	args := []string{"-sf", scenario, "-m", "1",
 		"-i", "127.0.0.1", "-p", strconv.Itoa(o.port), "-mp", strconv.Itoa(freeRTPPort(t)),
 		"-timeout", fmt.Sprintf("%ds", int(o.timeout.Seconds())), "-timeout_error", "-nostdin",
@@ -114,6 +120,10 @@ func startSipp(t *testing.T, o sippOpts) *sippProc {
 	t.Cleanup(func() {
 		cancel()
 		<-p.done
+		if t.Failed() {
+			b, _ := os.ReadFile(p.msgFile)
+			t.Logf("sipp %s: exit %v\nmessages:\n%s%s", o.scenario, p.err, dumpMsgs(parseSippLog(string(b))), p.diag())
+		}
 	})
 	if o.remote == "" {
 		time.Sleep(300 * time.Millisecond) // a UAS binds its port
@@ -288,7 +298,11 @@ func requests(msgs []sippMsg, sent bool, method string) []sippMsg {
 // dumpMsgs lists the messages' first lines for a failure message.
 func dumpMsgs(msgs []sippMsg) string {
 	var b strings.Builder
-	for _, m := range msgs {
+	for i, m := range msgs {
+		if i == 60 {
+			fmt.Fprintf(&b, "... %d more\n", len(msgs)-i)
+			break
+		}
 		b.WriteString(m.String())
 		if n, meth := m.CSeq(); meth != "" {
 			fmt.Fprintf(&b, "  [CSeq %d %s, To-tag %q]", n, meth, m.ToTag())

@@ -14,7 +14,6 @@ package sip
 
 import (
 	"os"
-	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -328,12 +327,9 @@ type calleeRun struct {
 
 // sippCallee starts sipp as a UAS with scenario, a server whose warm rule points
 // at it (edit lets a test change the config and rule), and a caller who presses 1.
-func sippCallee(t *testing.T, scenario string, edit func(*Config, *routing.Rule), before func(*sippProc)) *calleeRun {
+func sippCallee(t *testing.T, scenario string, edit func(*Config, *routing.Rule), files map[string][]byte) *calleeRun {
 	t.Helper()
-	p := startSipp(t, sippOpts{scenario: scenario})
-	if before != nil {
-		before(p)
-	}
+	p := startSipp(t, sippOpts{scenario: scenario, files: files})
 	cfg := transferConfig()
 	rule := warmRule("felix", "sip:101@127.0.0.1:"+strconv.Itoa(p.port), "")
 	if edit != nil {
@@ -555,15 +551,11 @@ func TestSippOutboundAuth407(t *testing.T) { outboundAuth(t, 407) }
 // 6d. Early media: the caller hears the destination's 183 audio, not ringback.
 func TestSippEarlyMedia(t *testing.T) {
 	early := media.EncodeUlaw(-7000) // a level no test prompt uses
-	r := sippCallee(t, "uas_early_media.xml", nil, func(p *sippProc) {
-		b := make([]byte, 8000*3) // 3 s of PCMU
-		for i := range b {
-			b[i] = early
-		}
-		if err := os.WriteFile(filepath.Join(p.dir, "early.ulaw"), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	})
+	b := make([]byte, 8000*3) // 3 s of PCMU for sipp's rtp_stream
+	for i := range b {
+		b[i] = early
+	}
+	r := sippCallee(t, "uas_early_media.xml", func(_ *Config, rule *routing.Rule) { rule.RingTimeout = 8 * time.Second }, map[string][]byte{"early.ulaw": b})
 	bridged := r.waitBridged(10 * time.Second)
 	r.hangUp(t)
 	sippErr := sippDone(t, r.p, 15*time.Second)
