@@ -551,7 +551,7 @@ func TestSippOutboundAuth407(t *testing.T) { outboundAuth(t, 407) }
 // 6d. Early media: the caller hears the destination's 183 audio, not ringback.
 func TestSippEarlyMedia(t *testing.T) {
 	early := media.EncodeUlaw(-7000) // a level no test prompt uses
-	b := make([]byte, 8000*3) // 3 s of PCMU for sipp's rtp_stream
+	b := make([]byte, 8000*3)        // 3 s of PCMU for sipp's rtp_stream
 	for i := range b {
 		b[i] = early
 	}
