@@ -1,9 +1,9 @@
 package sip
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"mime"
 	"net/netip"
@@ -16,181 +16,95 @@ import (
 // (RFC 3264 §6.1).
 func allowedCodecs() []media.Codec { return []media.Codec{media.PCMU, media.PCMA} }
 
-// offerAnswer is one leg's RFC 3264 offer/answer state (with RFC 6337's
-// clarifications): our SDP and its version, the negotiated format, both sides'
-// directions, and our offer while it waits for its answer. Only the call's
-// goroutine uses it.
+// offerAnswer is one leg's RFC 3264 offer/answer state as the call uses it: the
+// state machine is media.OfferAnswer (RFC 3264 and RFC 6337: pending offers,
+// hold in both directions, m= line bookkeeping, o= versions); this checks the
+// SIP bodies (present, application/sdp) and maps its errors to ours. Only the
+// call's goroutine uses it.
 type offerAnswer struct {
-	local    media.LocalSDP
-	all      []media.Codec // what we offer (RFC 6337 §5.3: everything we can)
-	neg      media.Negotiated
-	peerDir  media.Direction // the direction the peer's last SDP said
-	hold     bool            // we hold the peer
-	lastBody []byte          // our last SDP: the version moves only when it changes
-	offered  *offerAnswer    // the state before our pending offer (rollback)
+	m *media.OfferAnswer
 }
 
+// newOfferAnswer starts a leg's state with our address and RTP port; prefer puts
+// a codec first in our offers (the caller's, so a bridge need not transcode).
 func newOfferAnswer(advertise netip.Addr, port int, prefer ...media.Codec) *offerAnswer {
 	codecs := allowedCodecs()
 	if len(prefer) > 0 && prefer[0].Name == media.PCMA.Name {
 		codecs = []media.Codec{media.PCMA, media.PCMU}
 	}
-	return &offerAnswer{
-		all: codecs,
-		local: media.LocalSDP{Addr: advertise, Port: port, SessionID: randomSessionID(), Version: 1,
-			Codecs: codecs, HasDTMF: true, DTMFPayloadType: 101, Direction: media.DirSendRecv},
-		peerDir: media.DirInactive,
-	}
+	return &offerAnswer{m: media.NewOfferAnswer(media.OfferAnswerConfig{
+		Addr: advertise, Port: port, SessionID: randomSessionID(), Codecs: codecs, DTMFPayloadType: 101,
+	})}
 }
 
-// receiveOffer answers a remote offer. A wrong content type or a broken SDP wraps
+// receiveOffer answers a remote offer (RFC 3264 §6: as many m= lines as offered,
+// the ones we do not use with port 0). A wrong content type or a broken SDP wraps
 // media.ErrBadSDP, nothing in common media.ErrNoCommonCodec (both 488), an offer
 // while ours is pending ErrRequestPending (491, RFC 3261 §14.1). On error the
-// state is unchanged. A re-offer keeps the codec in use when it still lists it.
+// state is unchanged.
 func (o *offerAnswer) receiveOffer(contentType string, body []byte) ([]byte, error) {
-	if o.offered != nil {
-		return nil, ErrRequestPending
-	}
 	if err := checkSDPBody(contentType, body); err != nil {
 		return nil, err
 	}
-	desc, err := media.ParseSDP(body)
-	if err != nil {
-		return nil, fmt.Errorf("parse offer: %w", err)
+	ans, _, err := o.m.AnswerOffer(body)
+	switch {
+	case errors.Is(err, media.ErrGlare):
+		return nil, fmt.Errorf("%w: %w", ErrRequestPending, err)
+	case err != nil:
+		return nil, fmt.Errorf("offer: %w", err)
 	}
-	var neg media.Negotiated
-	if !o.neg.Codec.IsZero() {
-		neg, err = media.Negotiate(desc, []media.Codec{o.neg.Codec})
-	}
-	if o.neg.Codec.IsZero() || err != nil {
-		neg, err = media.Negotiate(desc, o.all)
-		if err != nil {
-			return nil, fmt.Errorf("negotiate offer: %w", err)
-		}
-	}
-	o.neg = neg
-	o.peerDir = desc.Direction
-	dir := o.direction()
-	o.neg.Direction = dir
-	l := o.local
-	l.Codecs, l.HasDTMF, l.DTMFPayloadType, l.Direction = []media.Codec{neg.Codec}, neg.HasDTMF, neg.DTMFPayloadType, dir
-	return o.render(l), nil
+	return ans, nil
 }
 
-// createOffer is our offer: every codec we have, the one in use first
-// (RFC 6337 §5.3), telephone-event, and sendrecv unless we hold the peer
-// (sendonly). It is pending until receiveAnswer or rollback.
+// createOffer is our offer for an INVITE without SDP (late offer, offerless
+// re-INVITE): every codec we have and telephone-event, sendrecv unless we hold
+// the peer (RFC 6337 §5.3). nil when an offer of ours is pending already.
 func (o *offerAnswer) createOffer() []byte {
-	prev := *o
-	o.offered = &prev
-	l := o.local
-	l.Codecs = o.all
-	if !o.neg.Codec.IsZero() {
-		l.Codecs = append([]media.Codec{o.neg.Codec}, withoutCodec(o.all, o.neg.Codec)...)
+	b, err := o.m.Offer()
+	if err != nil {
+		return nil
 	}
-	l.HasDTMF, l.DTMFPayloadType = true, 101
-	if o.neg.HasDTMF {
-		l.DTMFPayloadType = o.neg.DTMFPayloadType
-	}
-	l.Direction = media.DirSendRecv
-	if o.hold {
-		l.Direction = media.DirSendOnly
-	}
-	return o.render(l)
+	return b
 }
 
-// receiveAnswer takes the answer to our pending offer: its codec must be one we
-// offered; its direction limits ours (an answer recvonly makes us sendonly).
-func (o *offerAnswer) receiveAnswer(contentType string, body []byte) error {
-	if o.offered == nil {
-		return fmt.Errorf("%w: answer without an offer", media.ErrBadSDP)
+// holdOffer is our offer to hold the peer (sendonly, inactive when it holds us
+// too) or to resume (sendrecv), RFC 3264 §8.4.
+func (o *offerAnswer) holdOffer(hold bool) ([]byte, error) {
+	if hold {
+		return o.m.Hold()
 	}
+	return o.m.Resume()
+}
+
+// receiveAnswer takes the answer to our pending offer; an unusable one rolls the
+// offer back.
+func (o *offerAnswer) receiveAnswer(contentType string, body []byte) error {
 	if err := checkSDPBody(contentType, body); err != nil {
 		return err
 	}
-	desc, err := media.ParseSDP(body)
-	if err != nil {
-		return fmt.Errorf("parse answer: %w", err)
-	}
-	neg, err := media.Negotiate(desc, o.local.Codecs)
-	if err != nil {
+	if _, err := o.m.ReceiveAnswer(body); err != nil {
 		return fmt.Errorf("answer: %w", err)
 	}
-	o.offered = nil
-	o.neg = neg
-	o.peerDir = desc.Direction
-	o.neg.Direction = o.direction()
-	o.local.Codecs, o.local.HasDTMF, o.local.DTMFPayloadType = []media.Codec{neg.Codec}, neg.HasDTMF, neg.DTMFPayloadType
-	o.local.Direction = o.neg.Direction
 	return nil
 }
 
-// rollback forgets our pending offer (rejected, or no answer came): the state
-// before it holds again (RFC 3264 §8: a failed re-offer changes nothing).
-func (o *offerAnswer) rollback() {
-	if o.offered != nil {
-		*o = *o.offered
-	}
+func (o *offerAnswer) rollback()     { o.m.Rollback() }
+func (o *offerAnswer) pending() bool { return o.m.OfferPending() }
+func (o *offerAnswer) negotiated() media.Negotiated {
+	n, _ := o.m.Negotiated()
+	return n
 }
 
-func (o *offerAnswer) pending() bool                { return o.offered != nil }
-func (o *offerAnswer) negotiated() media.Negotiated { return o.neg }
-
-// direction is ours as the session must run: we send unless the peer does not
-// receive, we receive unless the peer does not send or we hold it.
+// direction is what the session must run with: sendrecv only while neither side
+// holds (so the inactivity timer never runs during a hold).
 func (o *offerAnswer) direction() media.Direction {
-	peerSends := o.peerDir == media.DirSendRecv || o.peerDir == media.DirSendOnly
-	peerRecvs := o.peerDir == media.DirSendRecv || o.peerDir == media.DirRecvOnly
-	return directionOf(peerRecvs, peerSends && !o.hold)
-}
-
-// peerHolds: the peer's SDP says it does not want our media (sendonly, inactive,
-// or a c=0.0.0.0 hold; RFC 3264 §8.4, RFC 6337 §5.1).
-func (o *offerAnswer) peerHolds() bool {
-	return o.peerDir == media.DirSendOnly || o.peerDir == media.DirInactive
-}
-
-// setHold sets whether we hold the peer; the next offer says so.
-func (o *offerAnswer) setHold(hold bool) { o.hold = hold }
-func (o *offerAnswer) holding() bool     { return o.hold }
-
-// render is our SDP body for l; the o= version goes up only when the body
-// changes (RFC 3264 §8).
-func (o *offerAnswer) render(l media.LocalSDP) []byte {
-	l.Version = o.local.Version
-	body := media.BuildSDP(l)
-	if !bytes.Equal(body, o.lastBody) {
-		if o.lastBody != nil {
-			l.Version++
-			body = media.BuildSDP(l)
-		}
-		o.lastBody = body
-	}
-	o.local.Version = l.Version
-	return body
-}
-
-func directionOf(send, recv bool) media.Direction {
-	switch {
-	case send && recv:
-		return media.DirSendRecv
-	case send:
-		return media.DirSendOnly
-	case recv:
-		return media.DirRecvOnly
+	if d := o.m.Direction(); d != media.DirUnknown {
+		return d
 	}
 	return media.DirInactive
 }
-
-func withoutCodec(list []media.Codec, c media.Codec) []media.Codec {
-	out := make([]media.Codec, 0, len(list))
-	for _, x := range list {
-		if x.Name != c.Name {
-			out = append(out, x)
-		}
-	}
-	return out
-}
+func (o *offerAnswer) peerHolds() bool { return o.m.PeerHolds() }
+func (o *offerAnswer) holding() bool   { return o.m.Holding() }
 
 // checkSDPBody: an SDP body is present and of type application/sdp.
 func checkSDPBody(contentType string, body []byte) error {

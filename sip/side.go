@@ -201,10 +201,14 @@ func (c *call) reflectHold(s *side, hold bool) {
 	if s.oa.holding() == hold {
 		return
 	}
-	s.oa.setHold(hold)
+	body, err := s.oa.holdOffer(hold)
+	if err != nil {
+		s.log.Info("hold offer not made", "error", err)
+		return
+	}
 	req := s.dlg.request(gosip.INVITE)
 	req.AppendHeader(gosip.NewHeader("Content-Type", "application/sdp"))
-	req.SetBody(s.oa.createOffer())
+	req.SetBody(body)
 	var leg *outLeg
 	if c.out != nil && s == &c.out.side {
 		leg = c.out

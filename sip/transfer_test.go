@@ -521,9 +521,10 @@ func TestWarmHoldReflected(t *testing.T) {
 	if res, err := in.Request(ctxT(t, 5*time.Second), gosip.INVITE, "application/sdp", calleeHold); err != nil || res.StatusCode != 200 {
 		t.Fatalf("callee hold: %v %v", res, err)
 	}
+	// The caller still holds too: both holding is inactive (RFC 6337 §5.3).
 	eventually(t, 5*time.Second, "hold reflected to the caller", func() bool {
 		for _, r := range c.Requests() {
-			if r.IsInvite() && strings.Contains(string(r.Body()), "a=sendonly") {
+			if r.IsInvite() && strings.Contains(string(r.Body()), "a=inactive") {
 				return true
 			}
 		}

@@ -1,8 +1,6 @@
-//go:build interop_pending
-
 package sip
 
-// Harness for the pending sipp interop scenarios (sipp_pending_test.go): start
+// Harness for the call core sipp scenarios (sipp_callcore_test.go): start
 // sipp in the background, read back every SIP message it sent and received from
 // its -message_file, parse SDP bodies, and a small RTP endpoint that stands in
 // for the media side of a sipp UAC (the scenario advertises it with -key).
