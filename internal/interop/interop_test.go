@@ -57,6 +57,19 @@ func TestBaresipCallThroughKamailio(t *testing.T) {
 	assertHears(t, a, "caller", calleeHz)
 	assertHears(t, b, "callee", callerHz)
 
+	if err := a.SendDTMF("1#"); err != nil {
+		t.Fatal(err)
+	}
+	for _, digit := range []string{"1", "#"} {
+		e, err := b.WaitEvent(EventCallDTMFStart, eventTimeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Param != digit {
+			t.Errorf("callee got DTMF %q, want %q", e.Param, digit)
+		}
+	}
+
 	if err := a.Hangup(); err != nil {
 		t.Fatal(err)
 	}
@@ -86,6 +99,11 @@ func TestBaresipHoldResume(t *testing.T) {
 		return r.Method == "INVITE" && r.Routing == RoutedLoose
 	}); err != nil {
 		t.Fatal(err)
+	}
+	// baresip 1.0.0 stops sending while it holds: the callee hears silence.
+	time.Sleep(200 * time.Millisecond)
+	if s := b.HeardFor(listenWindow); HearsTone(s, callerHz) {
+		t.Errorf("callee still hears the caller's %v Hz while on hold", callerHz)
 	}
 	if err := a.Resume(); err != nil {
 		t.Fatal(err)
