@@ -275,8 +275,14 @@ func (b *Baresip) Command(command, params string) (string, error) {
 	return b.ctrl.command(command, params, commandTimeout)
 }
 
-// Dial calls uri.
-func (b *Baresip) Dial(uri string) error { return b.do("dial", uri) }
+// Dial calls uri. A TCP agent appends ";transport=tcp" to what it dials, so a
+// trailing one is removed first rather than doubled.
+func (b *Baresip) Dial(uri string) error {
+	if b.opts.Transport == TransportTCP {
+		uri = strings.TrimSuffix(uri, ";transport=tcp")
+	}
+	return b.do("dial", uri)
+}
 
 // Accept answers the ringing incoming call (for a manual-answer agent).
 func (b *Baresip) Accept() error { return b.do("accept", "") }

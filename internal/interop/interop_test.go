@@ -1,6 +1,7 @@
 package interop
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -52,6 +53,7 @@ func assertHears(t *testing.T, ua *Baresip, name string, freq float64) {
 }
 
 func TestBaresipCallThroughKamailio(t *testing.T) {
+	t.Parallel()
 	start := time.Now()
 	a, b, k := call(t)
 	assertHears(t, a, "caller", calleeHz)
@@ -88,6 +90,7 @@ func TestBaresipCallThroughKamailio(t *testing.T) {
 }
 
 func TestBaresipHoldResume(t *testing.T) {
+	t.Parallel()
 	start := time.Now()
 	a, b, k := call(t)
 	assertHears(t, b, "callee", callerHz)
@@ -115,6 +118,60 @@ func TestBaresipHoldResume(t *testing.T) {
 	assertHears(t, b, "callee", callerHz)
 	t.Logf("requests through the proxy: %v", k.Requests())
 	t.Logf("took %v", time.Since(start))
+}
+
+// With Forward set, the proxy relays the INVITE to its target whatever the
+// Request-URI says (here a port nobody listens on).
+func TestKamailioForward(t *testing.T) {
+	t.Parallel()
+	b := StartBaresip(t, BaresipOptions{User: "callee", ToneHz: calleeHz, AutoAnswer: true})
+	k := StartKamailio(t, KamailioOptions{RecordRoute: true, Forward: b.Addr()})
+	a := StartBaresip(t, BaresipOptions{User: "caller", ToneHz: callerHz, OutboundProxy: k.URI()})
+	if err := a.Dial("sip:callee@127.0.0.1:9"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.WaitEvent(EventCallEstablished, eventTimeout); err != nil {
+		t.Fatal(err)
+	}
+	assertHears(t, a, "caller", calleeHz)
+	if err := a.Hangup(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.WaitEvent(EventCallClosed, eventTimeout); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.WaitRequest(eventTimeout, func(r ProxiedRequest) bool {
+		return r.Method == "INVITE" && r.Routing == RoutedInitial && r.RequestURI == "sip:callee@127.0.0.1:9"
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBaresipOverTCP(t *testing.T) {
+	t.Parallel()
+	k := StartKamailio(t, KamailioOptions{RecordRoute: true, Transport: TransportTCP})
+	b := StartBaresip(t, BaresipOptions{User: "callee", ToneHz: calleeHz, AutoAnswer: true, Transport: TransportTCP})
+	a := StartBaresip(t, BaresipOptions{User: "caller", ToneHz: callerHz, OutboundProxy: k.URI(), Transport: TransportTCP})
+	if err := a.Dial(b.URI()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.WaitEvent(EventCallEstablished, eventTimeout); err != nil {
+		t.Fatal(err)
+	}
+	assertHears(t, b, "callee", callerHz)
+	if err := b.Hangup(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.WaitEvent(EventCallClosed, eventTimeout); err != nil {
+		t.Fatal(err)
+	}
+	bye, err := k.WaitRequest(eventTimeout, func(r ProxiedRequest) bool { return r.Method == "BYE" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bye.Routing != RoutedLoose || !strings.Contains(bye.RequestURI, "transport=tcp") {
+		t.Errorf("callee's BYE handled as %v, want loose-routed over TCP", bye)
+	}
 }
 
 func count(rs []ProxiedRequest, method string, routing Routing) int {

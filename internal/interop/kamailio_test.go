@@ -10,6 +10,7 @@ import (
 // An in-dialog request without a Route naming the proxy is not relayed (the
 // stock WITHINDLG rule): a BYE gets 404, an ACK is discarded silently.
 func TestKamailioDropsInDialogWithoutRoute(t *testing.T) {
+	t.Parallel()
 	k := StartKamailio(t, KamailioOptions{RecordRoute: true})
 	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
