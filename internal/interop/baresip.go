@@ -68,6 +68,22 @@ func (o BaresipOptions) withDefaults() BaresipOptions {
 	return o
 }
 
+// check rejects values that would break the accounts line they are written to.
+func (o BaresipOptions) check() error {
+	if strings.ContainsAny(o.User, "\"<>;@:, \t\r\n") {
+		return fmt.Errorf("%w: User %q is not a plain SIP user name", ErrBadOptions, o.User)
+	}
+	for name, v := range map[string]string{"AuthUser": o.AuthUser, "AuthPassword": o.AuthPassword} {
+		if strings.ContainsAny(v, "\"<>; \t\r\n") {
+			return fmt.Errorf("%w: %s has characters the accounts line cannot hold", ErrBadOptions, name)
+		}
+	}
+	if strings.ContainsAny(o.OutboundProxy, "\"<> \t\r\n") {
+		return fmt.Errorf("%w: OutboundProxy %q", ErrBadOptions, o.OutboundProxy)
+	}
+	return nil
+}
+
 // Baresip is a running baresip user agent on 127.0.0.1, driven through its
 // ctrl_tcp control socket.
 type Baresip struct {
@@ -89,6 +105,9 @@ func StartBaresip(t testing.TB, opts BaresipOptions) *Baresip {
 	t.Helper()
 	bin := findBinary(t, "baresip", "/usr/bin/baresip", "baresip")
 	opts = opts.withDefaults()
+	if err := opts.check(); err != nil {
+		t.Fatal(err)
+	}
 	var lastErr error
 	for range startAttempts {
 		b, err := startBaresip(t, bin, opts)
@@ -150,7 +169,10 @@ func startBaresip(t testing.TB, bin string, opts BaresipOptions) (*Baresip, erro
 		return nil, err
 	}
 	b.proc = p
-	t.Cleanup(b.stop)
+	t.Cleanup(func() {
+		b.stop()
+		p.stopAndCheck(t) // already stopped: only checks
+	})
 	b.ctrl, err = dialCtrl(ctrlAddr, opts.StartTimeout, p)
 	if err != nil {
 		b.stop()

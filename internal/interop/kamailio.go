@@ -41,6 +41,25 @@ func (o KamailioOptions) withDefaults() KamailioOptions {
 	return o
 }
 
+// ErrBadOptions is returned (wrapped) for options that cannot be used.
+var ErrBadOptions = errors.New("interop: bad options")
+
+// check rejects a Forward that is not a plain host:port: it is written into
+// the script.
+func (o KamailioOptions) check() error {
+	if o.Forward == "" {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(o.Forward)
+	if err != nil {
+		return fmt.Errorf("%w: Forward %q: %w", ErrBadOptions, o.Forward, err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil || host == "" || strings.ContainsAny(host, "\"\\;\r\n \t") {
+		return fmt.Errorf("%w: Forward %q is not host:port", ErrBadOptions, o.Forward)
+	}
+	return nil
+}
+
 // Routing is what the proxy did with a request.
 type Routing int
 
@@ -131,6 +150,9 @@ func StartKamailio(t testing.TB, opts KamailioOptions) *Kamailio {
 	t.Helper()
 	bin := findBinary(t, "kamailio", "/usr/sbin/kamailio", "kamailio")
 	opts = opts.withDefaults()
+	if err := opts.check(); err != nil {
+		t.Fatal(err)
+	}
 	var lastErr error
 	for range startAttempts {
 		k, err := startKamailio(t, bin, opts)
@@ -170,7 +192,7 @@ func startKamailio(t testing.TB, bin string, opts KamailioOptions) (*Kamailio, e
 		return nil, err
 	}
 	k.proc = p
-	t.Cleanup(p.stop)
+	t.Cleanup(func() { p.stopAndCheck(t) })
 	if err := k.waitReady(opts.StartTimeout); err != nil {
 		p.stop()
 		return nil, p.failure(err)

@@ -70,3 +70,26 @@ func TestKamailioLogLine(t *testing.T) {
 		t.Errorf("second = %+v", r)
 	}
 }
+
+// Stopping a peer frees its ports at once (the next test may pick them).
+func TestStopFreesPorts(t *testing.T) {
+	t.Parallel()
+	k := StartKamailio(t, KamailioOptions{Transport: TransportTCP})
+	b := StartBaresip(t, BaresipOptions{})
+	k.proc.stopAndCheck(t)
+	b.stop()
+	for _, addr := range []string{k.Addr(), b.Addr()} {
+		u, err := net.ListenPacket("udp4", addr)
+		if err != nil {
+			t.Errorf("udp %s still taken: %v", addr, err)
+			continue
+		}
+		u.Close()
+		l, err := net.Listen("tcp4", addr)
+		if err != nil {
+			t.Errorf("tcp %s still taken: %v", addr, err)
+			continue
+		}
+		l.Close()
+	}
+}

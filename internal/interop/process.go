@@ -129,6 +129,21 @@ func (p *process) stop() {
 	})
 }
 
+// stopAndCheck stops the process and fails the test when a member of its
+// process group is still alive shortly after.
+func (p *process) stopAndCheck(t testing.TB) {
+	p.stop()
+	pgid := -p.cmd.Process.Pid
+	deadline := time.Now().Add(stopGrace)
+	for syscall.Kill(pgid, 0) == nil {
+		if time.Now().After(deadline) {
+			t.Errorf("interop: %s: process group %d still has members after stop", p.name, -pgid)
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // output is the captured output so far.
 func (p *process) output() string { return p.out.String() }
 
