@@ -26,7 +26,8 @@
 // loose_route() finds a Route to the proxy; an ACK without one only when
 // t_check_trans() matches; anything else is dropped (404 "Not here", ACK
 // discarded). Preloaded Route headers of initial requests (an outbound proxy
-// setting) are removed before relaying.
+// setting) are removed before relaying. With AuthPassword, initial INVITEs are
+// challenged (auth module, pv_proxy_authenticate: no database).
 //
 // # baresip 1.0.0 (Debian bookworm, package baresip-core)
 //
@@ -68,6 +69,9 @@
 //   - Hold sends a re-INVITE with a=sendonly and stops sending audio: the other
 //     side hears digital silence. Resume re-INVITEs with sendrecv; audio is back
 //     both ways within a few hundred milliseconds.
+//   - auth_pass answers a proxy's 407 (any auth_user works with Kamailio's
+//     pv_proxy_authenticate); with a wrong password baresip retries once, then
+//     the call ends with CALL_CLOSED "407 Proxy Authentication Required".
 //   - "statmode_default off" stops the status line printed many times a second.
 //     SIGTERM ends baresip within a few hundred milliseconds.
 package interop

@@ -174,6 +174,43 @@ func TestBaresipOverTCP(t *testing.T) {
 	}
 }
 
+// baresip answers the proxy's 407 with its auth_pass; with a wrong one the
+// call ends with the 407.
+func TestBaresipProxyAuth(t *testing.T) {
+	t.Parallel()
+	k := StartKamailio(t, KamailioOptions{RecordRoute: true, AuthPassword: "s3cret"})
+	b := StartBaresip(t, BaresipOptions{User: "callee", AutoAnswer: true})
+	a := StartBaresip(t, BaresipOptions{User: "caller", OutboundProxy: k.URI(), AuthPassword: "s3cret"})
+	intruder := StartBaresip(t, BaresipOptions{User: "intruder", OutboundProxy: k.URI(), AuthPassword: "wrong"})
+
+	if err := a.Dial(b.URI()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.WaitEvent(EventCallEstablished, eventTimeout); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Hangup(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.WaitEvent(EventCallClosed, eventTimeout); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := intruder.Dial(b.URI()); err != nil {
+		t.Fatal(err)
+	}
+	e, err := intruder.WaitEvent(EventCallClosed, eventTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(e.Param, "407") {
+		t.Errorf("intruder's call closed with %q, want the 407", e.Param)
+	}
+	if n := count(k.Requests(), "INVITE", RoutedInitial); n != 1 {
+		t.Errorf("%d INVITEs relayed, want 1 (the caller's): %v", n, k.Requests())
+	}
+}
+
 func count(rs []ProxiedRequest, method string, routing Routing) int {
 	n := 0
 	for _, r := range rs {

@@ -23,6 +23,10 @@ type KamailioOptions struct {
 	// Forward is host:port to relay every initial request to (e.g. matterline's
 	// listener), keeping the Request-URI. Empty routes by Request-URI.
 	Forward string
+	// AuthPassword makes the proxy challenge initial INVITEs (407, RFC 3261
+	// §22.3) and accept any user name with this password. Empty: no
+	// authentication.
+	AuthPassword string
 	// Transport adds a TCP listener on the same port when TransportTCP, and
 	// relays initial requests to Forward over TCP. Default UDP only.
 	Transport Transport
@@ -47,6 +51,9 @@ var ErrBadOptions = errors.New("interop: bad options")
 // check rejects a Forward that is not a plain host:port: it is written into
 // the script.
 func (o KamailioOptions) check() error {
+	if strings.ContainsAny(o.AuthPassword, "\"\\\r\n$") {
+		return fmt.Errorf("%w: AuthPassword has characters the script cannot hold", ErrBadOptions)
+	}
 	if o.Forward == "" {
 		return nil
 	}
@@ -74,6 +81,9 @@ const (
 	// RoutedTransaction: an in-dialog ACK without a Route to the proxy that
 	// matched a transaction (the ACK of a non-2xx final response), relayed.
 	RoutedTransaction
+	// Challenged: an initial INVITE without valid credentials, answered 407
+	// (only with AuthPassword).
+	Challenged
 	// DroppedInDialog: an in-dialog request without a Route to the proxy, not
 	// relayed: an ACK is discarded, anything else answered 404 "Not here".
 	DroppedInDialog
@@ -86,6 +96,7 @@ var routingNames = map[Routing]string{
 	RoutedInitial:     "initial",
 	RoutedLoose:       "loose",
 	RoutedTransaction: "transaction",
+	Challenged:        "challenged",
 	DroppedInDialog:   "dropped",
 	DroppedToSelf:     "to-self",
 }
@@ -347,6 +358,9 @@ loadmodule "maxfwd.so"
 loadmodule "textops.so"
 loadmodule "siputils.so"
 loadmodule "xlog.so"
+{{- if .AuthPassword}}
+loadmodule "auth.so"
+{{- end}}
 
 request_route {
 	if (!mf_process_maxfwd_header("10")) {
@@ -372,6 +386,16 @@ request_route {
 	if (!is_method("ACK")) {
 		t_check_trans();
 	}
+{{- if .AuthPassword}}
+	if (is_method("INVITE")) {
+		if (!pv_proxy_authenticate("$fd", "{{.AuthPassword}}", "0")) {
+			xlog("L_NOTICE", "{{.Marker}}challenged|$rm|$ci|$ru\n");
+			proxy_challenge("$fd", "0");
+			exit;
+		}
+		consume_credentials();
+	}
+{{- end}}
 	# The dialog's route set starts here: drop preloaded routes (an outbound
 	# proxy's own Route header).
 	remove_hf("Route");
@@ -432,12 +456,13 @@ func writeKamailioConfig(path string, port int, opts KamailioOptions) error {
 		return fmt.Errorf("interop: kamailio config: %w", err)
 	}
 	err = kamailioConfig.Execute(f, map[string]any{
-		"Port":        port,
-		"TCP":         opts.Transport == TransportTCP,
-		"RecordRoute": opts.RecordRoute,
-		"Forward":     opts.Forward,
-		"ModulePath":  modules,
-		"Marker":      logMarker,
+		"Port":         port,
+		"TCP":          opts.Transport == TransportTCP,
+		"RecordRoute":  opts.RecordRoute,
+		"Forward":      opts.Forward,
+		"AuthPassword": opts.AuthPassword,
+		"ModulePath":   modules,
+		"Marker":       logMarker,
 	})
 	if cerr := f.Close(); err == nil {
 		err = cerr
