@@ -136,32 +136,13 @@ func startBaresip(t testing.TB, bin string, opts BaresipOptions) (*Baresip, erro
 		addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(sipPort)),
 		dir:  dir,
 	}
-	tone := filepath.Join(dir, "tone.wav")
-	if err := WriteToneWAV(tone, opts.ToneHz, toneAmplitude, toneSeconds); err != nil {
+	fifo := filepath.Join(dir, "heard.fifo")
+	ctrlAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ctrlPort))
+	if err := b.writeFiles(fifo, ctrlAddr); err != nil {
 		return nil, err
 	}
-	fifo := filepath.Join(dir, "heard.fifo")
 	if b.tap, err = openTap(fifo); err != nil {
 		return nil, err
-	}
-	// baresip's HOME is dir, so ALSA reads this .asoundrc.
-	if err := os.WriteFile(filepath.Join(dir, ".asoundrc"), []byte(asoundrc(fifo)), 0o644); err != nil {
-		b.tap.close()
-		return nil, fmt.Errorf("interop: baresip asoundrc: %w", err)
-	}
-	ctrlAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ctrlPort))
-	if err := os.WriteFile(filepath.Join(dir, "config"), []byte(b.config(tone, ctrlAddr)), 0o644); err != nil {
-		b.tap.close()
-		return nil, fmt.Errorf("interop: baresip config: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "accounts"), []byte(b.account()+"\n"), 0o644); err != nil {
-		b.tap.close()
-		return nil, fmt.Errorf("interop: baresip accounts: %w", err)
-	}
-	// Empty contacts file: without one baresip writes an example.
-	if err := os.WriteFile(filepath.Join(dir, "contacts"), nil, 0o644); err != nil {
-		b.tap.close()
-		return nil, fmt.Errorf("interop: baresip contacts: %w", err)
 	}
 	p, err := startProcess("baresip "+opts.User, bin, dir, []string{"HOME=" + dir}, nil, "-f", dir)
 	if err != nil {
@@ -185,6 +166,28 @@ func startBaresip(t testing.TB, bin string, opts BaresipOptions) (*Baresip, erro
 		return nil, p.failure(err)
 	}
 	return b, nil
+}
+
+// writeFiles writes the tone and baresip's configuration into b.dir.
+func (b *Baresip) writeFiles(fifo, ctrlAddr string) error {
+	tone := filepath.Join(b.dir, "tone.wav")
+	if err := WriteToneWAV(tone, b.opts.ToneHz, toneAmplitude, toneSeconds); err != nil {
+		return err
+	}
+	files := map[string]string{
+		"config":   b.config(tone, ctrlAddr),
+		"accounts": b.account() + "\n",
+		// Empty: without a contacts file baresip writes an example one.
+		"contacts": "",
+		// baresip runs with HOME=b.dir, so ALSA reads this.
+		".asoundrc": asoundrc(fifo),
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(b.dir, name), []byte(content), 0o644); err != nil {
+			return fmt.Errorf("interop: baresip %s: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // stop closes the control connection, ends the process, then stops reading

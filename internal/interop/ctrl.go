@@ -90,10 +90,10 @@ func dialCtrl(addr string, timeout time.Duration, p *process) (*ctrlConn, error)
 			return c, nil
 		}
 		if p.exited() {
-			return nil, fmt.Errorf("%w: baresip exited", ErrNotReady)
+			return nil, errors.New("baresip exited")
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("%w: control socket %s: %w", ErrNotReady, addr, err)
+			return nil, fmt.Errorf("control socket %s: %w", addr, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -121,13 +121,22 @@ func TestBaresipHoldResume(t *testing.T) {
 }
 
 // With Forward set, the proxy relays the INVITE to its target whatever the
-// Request-URI says (here a port nobody listens on).
+// Request-URI says (here a port nobody listens on). The callee answers by hand.
 func TestKamailioForward(t *testing.T) {
 	t.Parallel()
-	b := StartBaresip(t, BaresipOptions{User: "callee", ToneHz: calleeHz, AutoAnswer: true})
+	b := StartBaresip(t, BaresipOptions{User: "callee", ToneHz: calleeHz})
 	k := StartKamailio(t, KamailioOptions{RecordRoute: true, Forward: b.Addr()})
 	a := StartBaresip(t, BaresipOptions{User: "caller", ToneHz: callerHz, OutboundProxy: k.URI()})
 	if err := a.Dial("sip:callee@127.0.0.1:9"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.WaitEvent(EventCallIncoming, eventTimeout); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.WaitEvent(EventCallRinging, eventTimeout); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Accept(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.WaitEvent(EventCallEstablished, eventTimeout); err != nil {

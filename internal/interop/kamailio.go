@@ -226,7 +226,7 @@ func (k *Kamailio) waitReady(timeout time.Duration) error {
 	buf := make([]byte, 4096)
 	for n := 0; time.Now().Before(deadline); n++ {
 		if k.proc.exited() {
-			return fmt.Errorf("%w: kamailio exited", ErrNotReady)
+			return errors.New("kamailio exited")
 		}
 		if _, err := c.WriteTo(optionsPing(c.LocalAddr().String(), k.addr, n), to); err != nil {
 			return err
@@ -237,7 +237,7 @@ func (k *Kamailio) waitReady(timeout time.Duration) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("%w: no answer to OPTIONS on %s within %v", ErrNotReady, k.addr, timeout)
+	return fmt.Errorf("no answer to OPTIONS on %s within %v", k.addr, timeout)
 }
 
 // optionsPing is a minimal out-of-dialog OPTIONS to the proxy itself

@@ -153,7 +153,7 @@ func (p *process) failure(cause error) error {
 	if p.exited() {
 		state = fmt.Sprintf("exited: %v", p.err)
 	}
-	return fmt.Errorf("interop: %s not ready (%s): %w\n--- %s output ---\n%s", p.name, state, cause, p.name, p.output())
+	return fmt.Errorf("%w: %s (%s): %w\n--- %s output ---\n%s", ErrNotReady, p.name, state, cause, p.name, p.output())
 }
 
 // lineWriter keeps what is written (up to outputCap, dropping the oldest) and
