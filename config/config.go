@@ -45,6 +45,8 @@ type SIP struct {
 	TrustedSources []string `yaml:"trusted_sources"`
 	// OutboundProxy is where destinations that are numbers are sent, e.g. sip:127.0.0.1:5070.
 	OutboundProxy string `yaml:"outbound_proxy"`
+	// OutboundAuth answers 401/407 digest challenges to outbound INVITEs.
+	OutboundAuth OutboundAuth `yaml:"outbound_auth"`
 	// ServiceNumber is the caller ID shown when a rule says caller_id: service.
 	ServiceNumber string `yaml:"service_number"`
 	// MaxCalls caps concurrent calls; INVITEs above it get 503.
@@ -55,6 +57,15 @@ type SIP struct {
 	ReferURI string `yaml:"refer_uri"`
 	// Mode is "b2bua" (answer and transfer) or "redirect" (302 to the destination).
 	Mode string `yaml:"mode"`
+}
+
+// OutboundAuth are the digest credentials for challenges to outbound INVITEs.
+type OutboundAuth struct {
+	Username string `yaml:"username"`
+	// Password; env MATTERLINE_SIP_PASSWORD.
+	Password string `yaml:"password"`
+	// Realm answered; empty = any realm, but only on the way through the outbound proxy.
+	Realm string `yaml:"realm"`
 }
 
 // Media is RTP and prompts.
@@ -273,6 +284,7 @@ func (c *Config) applyEnv(getenv func(string) string) {
 	set(&c.Clio.ClientSecret, "MATTERLINE_CLIO_CLIENT_SECRET")
 	set(&c.HTTP.Token, "MATTERLINE_HTTP_TOKEN")
 	set(&c.HEP.Password, "MATTERLINE_HEP_PASSWORD")
+	set(&c.SIP.OutboundAuth.Password, "MATTERLINE_SIP_PASSWORD")
 }
 
 // Duration is a time.Duration written as "500ms", "30s", "2m" in YAML.

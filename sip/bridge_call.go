@@ -171,10 +171,10 @@ func (c *call) startRingback() {
 	}
 	ctx, cancel := context.WithCancel(c.ctx)
 	done := make(chan struct{})
-	go func() {
+	c.srv.goTracked(func() {
 		defer close(done)
 		_ = sess.PlayLoop(ctx, media.Ringback(0))
-	}()
+	})
 	c.ringStop = func() {
 		cancel()
 		<-done
@@ -202,12 +202,12 @@ func (c *call) whisperAndAccept(leg *outLeg, dec routing.Decision) bool {
 	prompt := c.whisperPrompt(dec)
 	playCtx, stopPlay := context.WithCancel(c.ctx)
 	played := make(chan struct{})
-	go func() {
+	c.srv.goTracked(func() {
 		defer close(played)
 		if prompt != nil {
 			_ = sess.Play(playCtx, prompt)
 		}
-	}()
+	})
 	defer func() {
 		stopPlay()
 		<-played

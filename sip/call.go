@@ -116,7 +116,7 @@ func newCallID() string {
 // the record, once.
 func (c *call) live() {
 	defer c.teardown()
-	go c.runLookup()
+	c.srv.goTracked(func() { c.runLookup() })
 	if c.srv.redirect(c) { // sip.mode redirect: 302 when the rules allow
 		return
 	}
@@ -146,7 +146,7 @@ func (c *call) answer() bool {
 		return false
 	}
 	c.in.sess, c.in.oa = sess, oa
-	go c.watchMedia(sess)
+	c.srv.goTracked(func() { c.watchMedia(sess) })
 	var body []byte
 	lateOffer := len(req.Body()) == 0
 	if lateOffer {

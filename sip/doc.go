@@ -10,8 +10,8 @@
 //     never on Via); 400 for INVITEs missing From/To/Call-ID/CSeq/Contact; 420 with
 //     Unsupported for Require options other than "timer"; 405 with Allow for
 //     methods we do not serve (MESSAGE, SUBSCRIBE, REFER, PRACK, PUBLISH,
-//     REGISTER, and NOTIFY outside a REFER subscription) and 481 for requests in
-//     unknown (or ending) dialogs. 503 with
+//     REGISTER) and 481 for requests in unknown (or ending) dialogs and for a
+//     NOTIFY that matches no subscription (RFC 6665 §4.1.3). 503 with
 //     Retry-After over MaxCalls and while draining.
 //   - RFC 3261 §13.3.1.4: our 2xx to an INVITE (initial or re-INVITE) is
 //     retransmitted on UDP from T1 doubling to T2 until the ACK arrives, for at most
@@ -20,23 +20,35 @@
 //     re-INVITE with a higher CSeq while an earlier 2xx still waits for its ACK
 //     counts as that ACK (the caller evidently got the 2xx; §14.2's 500 applies
 //     only before the final response).
+//   - RFC 3261 §12: one dialog layer (dialog.go) for both legs: route set from
+//     Record-Route (in order for the caller's leg, reversed for the outbound
+//     leg), loose and strict routing, remote target refreshed by re-INVITE and
+//     UPDATE, CSeq per direction (500 for out-of-order requests), ACK for 2xx
+//     through the route set; 481 or 408 (or a transaction timeout) to one of our
+//     in-dialog requests ends the dialog (§12.2.1.2).
 //   - RFC 3261 §9.2: CANCEL before the answer is answered by sipgo (200, then 487 to
-//     the INVITE); the call sees it through the dialog context and is torn down.
+//     the INVITE); the call learns of it from the transaction and is torn down.
 //   - RFC 3261 §15: BYE either way; ours leaves from the listening socket (UDP) or
 //     the caller's connection (TCP). Teardown order: BYE, media, port.
 //   - RFC 3261 §11: OPTIONS in and out of dialog: 200 with Allow, Accept, Supported.
-//   - RFC 3264 §5–§8: offer/answer for audio with PCMU/PCMA and telephone-event;
-//     488 with a Warning (RFC 3261 §20.43, code 305 or 399) when nothing is common or
-//     the SDP is broken. An INVITE without SDP (late offer, RFC 3261 §13.2.1) is
-//     answered 488 "late offer not supported": matterline answers only offers.
-//     re-INVITE: hold (sendonly, inactive, c=0.0.0.0) is answered recvonly/inactive
-//     and suspends the RTP inactivity timer; resume answers sendrecv; a new remote
-//     address moves our RTP there; its Contact refreshes the remote target
-//     (§12.2.2). A re-INVITE without SDP gets our current SDP.
+//   - RFC 3264 §5–§8 with RFC 6337 (media.OfferAnswer, one per leg): audio with
+//     PCMU/PCMA and telephone-event at the peer's payload type; an offer with
+//     several m= lines (audio+video, SAVP then AVP) is answered with as many, in
+//     order, the unused ones with port 0 (§6); 488 with a Warning (RFC 3261
+//     §20.43, code 305 or 399) when nothing is common or the SDP is broken. An
+//     INVITE without SDP (late offer, RFC 3261 §13.2.1) gets our offer in the 200,
+//     the answer comes in the ACK. re-INVITE: hold (sendonly, inactive,
+//     c=0.0.0.0) is answered recvonly/inactive; a re-INVITE without SDP gets an
+//     offer with all our codecs, sendrecv unless we hold (RFC 6337 §5.3), the
+//     answer in the ACK; a new remote address moves our RTP there. The session's
+//     direction follows every exchange, and the RTP inactivity timer runs only
+//     while neither side holds. Glare (an offer while ours is pending) gets 491
+//     with Retry-After; our own re-INVITE answered 491 is retried after 2.1-4 s
+//     (RFC 3261 §14.1).
 //   - RFC 3311 UPDATE: session refresh without SDP, or a new offer answered in the
 //     200.
 //   - RFC 4028 session timers: Session-Expires and Min-SE on INVITE, 422 with
-//     Min-SE below 90 s; when the caller supports "timer" the 2xx carries
+//     Min-SE and Supported: timer below 90 s; when the caller supports "timer" the 2xx carries
 //     Session-Expires;refresher=uac and Require: timer; refreshes by re-INVITE or
 //     UPDATE are answered 200; a session that is not refreshed ends with BYE
 //     (§10: at the interval minus min(32 s, interval/3)).
@@ -60,24 +72,32 @@
 //     or the rule's SIP URI, and Referred-By with the service address (RFC 3892).
 //     202 only accepts it: the NOTIFY stream (Event: refer, also compact "o";
 //     message/sipfrag, RFC 3420; answered 200, 489 for other events, 481 without a
-//     pending REFER) decides: a 2xx sipfrag ends our part with BYE (outcome
-//     referred); 4xx-6xx to the REFER, a failure sipfrag or Config.ReferTimeout
-//     fall back to a bridged transfer (FallbackBridge) or the unavailable handling.
+//     pending REFER or with another REFER's id, RFC 3515 §2.4.6) decides: a 2xx
+//     sipfrag ends our part with BYE (outcome referred); 4xx-6xx to the REFER, a
+//     failure sipfrag or Config.ReferTimeout fall back to a bridged transfer
+//     (FallbackBridge) or the unavailable handling; 481 or 408 to the REFER means
+//     the caller's dialog is gone: the call ends, nothing is dialled.
 //   - warm and the bridged fallback (leg_outbound.go, bridge_call.go): an INVITE
 //     to the destination (numbers to the outbound proxy) with an SDP offer from a
 //     new RTP port, From and P-Asserted-Identity (RFC 3325) with the caller's
 //     number and a Diversion (RFC 5806) naming the service number, or the service
-//     number. The caller hears ringback. Ring timeout or the caller leaving sends
-//     CANCEL (RFC 3261 §9.1; only after a provisional response; the final response
-//     is awaited at most Config.CancelWait, and a 2xx that crosses the CANCEL is
-//     ACKed and BYEd); 486/600 busy, 603 declined, other failures failed. On 2xx:
-//     ACK, whisper to the callee (TTS of the rule's template with the caller's name
+//     number. The caller hears ringback, or the destination's early media (a 183
+//     or 180 with SDP, relayed to the caller). A 401/407 is answered once with
+//     Config.OutboundAuth (only for the configured realm, or without one only on
+//     the outbound proxy's path). Ring timeout or the caller leaving hands the
+//     leg to a reaper that sends CANCEL (RFC 3261 §9.1: only after a provisional
+//     response, waiting for one up to 64*T1; the final response is awaited at
+//     most Config.CancelWait; a 2xx that crosses the CANCEL is ACKed and BYEd);
+//     486/600 busy, 603 declined, other failures failed. On 2xx: ACK (again for
+//     each retransmission; a second fork's 2xx is ACKed and BYEd in its own
+//     dialog, also when it arrives after the leg let go), whisper to the callee (TTS of the rule's template with the caller's name
 //     and matter number, else please_hold), the accept digit (RFC 4733 or INFO,
 //     Config.AcceptTimeout; another digit or the timeout declines: BYE), then the
 //     media bridge (media.Bridge). BYE on either side ends the other; hold
-//     re-INVITEs from either side are reflected to the other leg (RFC 3264 §8.4).
-//     Requests from the callee are routed by Call-ID and dialog tags
-//     (sip.DialogIDFromRequestUAC); the leg is registered before its INVITE leaves.
+//     re-INVITEs from either side are reflected to the other leg (RFC 3264 §8.4)
+//     and the answer applied. Requests from the callee are routed by Call-ID and
+//     checked against the dialog's tags; the leg is registered before its INVITE
+//     leaves. A call places at most three outbound calls.
 //   - unavailable handling (transfer.go, unavailable.go): outside_hours or
 //     nobody_available, then message (leave_message, beep, recording to the
 //     MessageStore, thank_you, goodbye, BYE), menu, hangup (goodbye, BYE) or
@@ -92,12 +112,15 @@
 //
 // Known gaps: a request naming refresher=uas is still answered refresher=uac
 // (matterline sends no session refreshes itself); session timers run only when the
-// caller supports "timer"; TLS and WebSocket transports are not offered; outbound
-// legs do not follow Record-Route (in-dialog requests go to the outbound proxy or
-// the callee's Contact), do not authenticate (401/407) and ignore early media;
-// the REFER subscription is not refreshed or unsubscribed (it ends with the call).
+// caller supports "timer"; TLS and WebSocket transports are not offered; no
+// PRACK/100rel (reliable provisional responses) and no UPDATE of our own; the
+// REFER subscription is not refreshed or unsubscribed (it ends with the call).
 //
-// Each call is serialized by one mutex (sipgo runs every message on its own
-// goroutine). Every call's log lines carry one call_id attribute; lookup results are
+// Each call is an actor (call.go): one goroutine owns it from the INVITE to the
+// call record; sipgo's goroutines, media, timers and the HTTP API post events to
+// it, and the handler goroutine of a request waits until the call answered it
+// (sipgo ends a transaction when its handler returns). An outbound leg belongs to
+// its call; a leg that still rings when the call lets go of it belongs to its
+// reaper. Every call's log lines carry one call_id attribute; lookup results are
 // logged with Clio ids only, never names.
 package sip

@@ -363,11 +363,14 @@ func eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 	}
 }
 
-// waitIdle waits until no call is live and no port is allocated.
+// waitIdle waits until no call or outbound leg is live, no port is allocated
+// and every goroutine the calls started has ended (a leak check per scenario that
+// holds while other tests run in parallel).
 func (e *testEnv) waitIdle() {
 	e.t.Helper()
-	eventually(e.t, 10*time.Second, "no calls and no ports", func() bool {
-		return e.srv.Registry().Count() == 0 && e.ports.InUse() == 0
+	eventually(e.t, 10*time.Second, "no calls, legs, ports or call goroutines", func() bool {
+		return e.srv.Registry().Count() == 0 && e.ports.InUse() == 0 && e.srv.legs.count() == 0 &&
+			e.srv.background.Load() == 0
 	})
 }
 

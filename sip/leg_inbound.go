@@ -50,7 +50,7 @@ func (s *Server) onInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 	// learns of it here (SIPGO-NOTES).
 	tx.OnCancel(func(*gosip.Request) {
 		s.notifyCancelled()
-		go c.post(cancelEvent{})
+		s.goTracked(func() { c.post(cancelEvent{}) })
 	})
 	if !s.spawn(c.live) {
 		s.replyErr(tx, req, ErrClosed)
@@ -101,10 +101,10 @@ func (s *Server) spawn(f func()) bool {
 		return false
 	}
 	s.wg.Add(1)
-	go func() {
+	s.goTracked(func() {
 		defer s.wg.Done()
 		f()
-	}()
+	})
 	return true
 }
 

@@ -38,6 +38,14 @@ const (
 type legTable struct {
 	mu sync.Mutex
 	m  map[string]*outLeg
+	// recent are released legs, kept for 64*T1 so that a 2xx that arrives after
+	// the leg let go is still ACKed and ended with BYE (never left answered).
+	recent map[string]recentLeg
+}
+
+type recentLeg struct {
+	leg   *outLeg
+	until time.Time
 }
 
 func (t *legTable) add(l *outLeg) {
@@ -55,7 +63,67 @@ func (t *legTable) remove(l *outLeg) {
 	if t.m[l.callID] == l {
 		delete(t.m, l.callID)
 	}
+	now := time.Now()
+	if t.recent == nil {
+		t.recent = map[string]recentLeg{}
+	}
+	for id, r := range t.recent {
+		if now.After(r.until) {
+			delete(t.recent, id)
+		}
+	}
+	t.recent[l.callID] = recentLeg{leg: l, until: now.Add(64 * gosip.T1)}
 }
+
+// released returns a leg released in the last 64*T1.
+func (t *legTable) released(callID string) *outLeg {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if r, ok := t.recent[callID]; ok && time.Now().Before(r.until) {
+		return r.leg
+	}
+	return nil
+}
+
+// strayResponse takes a response no transaction wanted (sipgo's unhandled
+// response handler): a 2xx to an outbound leg's INVITE after its transaction
+// ended (a retransmission, another fork, or an answer after the leg let go). A
+// live leg's owner handles it; a released leg's is ACKed and, unless it is the
+// dialog we had already ended with BYE, ended with BYE (RFC 3261 §13.2.2.4).
+// Responses for Call-IDs we never used are dropped, so a forged 2xx cannot make
+// us send requests elsewhere.
+func (s *Server) strayResponse(res *gosip.Response) {
+	if !res.IsSuccess() || res.CSeq() == nil || res.CSeq().MethodName != gosip.INVITE || res.CallID() == nil {
+		return
+	}
+	id := res.CallID().Value()
+	if l := s.legs.get(id); l != nil {
+		s.goTracked(func() { l.post(strayEvent{res: res}) })
+		return
+	}
+	l := s.legs.released(id)
+	if l == nil {
+		return
+	}
+	if l.confirmed && toTag(res) == l.dlg.remoteTag {
+		if l.lastAck != nil {
+			_ = s.client.WriteRequest(l.lastAck.Clone())
+		}
+		return
+	}
+	fork := l.dlg.fork(res)
+	l.log.Info("answer after the leg was released: ack and bye", "to_tag", fork.remoteTag)
+	_ = s.client.WriteRequest(fork.ack(res.CSeq().SeqNo))
+	bye := fork.request(gosip.BYE)
+	s.goTracked(func() {
+		if _, err := s.roundTrip(bye, byeTimeout); err != nil {
+			l.log.Debug("bye after release", "error", err)
+		}
+	})
+}
+
+// strayEvent is a 2xx to the leg's INVITE that reached no transaction.
+type strayEvent struct{ res *gosip.Response }
 
 func (t *legTable) get(callID string) *outLeg {
 	t.mu.Lock()
@@ -228,7 +296,7 @@ func (c *call) dialOut(dec routing.Decision) (*outLeg, error) {
 	leg.invite = req
 
 	s.legs.add(leg)
-	leg.inv, err = c.startTx(txInvite, leg, req, inviteTimeout)
+	leg.inv, err = c.startTx(txInvite, leg, req, 0)
 	if err != nil {
 		leg.release()
 		return nil, fmt.Errorf("invite %s: %w", t.uri.String(), err)
@@ -236,10 +304,6 @@ func (c *call) dialOut(dec routing.Decision) (*outLeg, error) {
 	leg.log.Info("outbound invite", "to", t.uri.String(), "via", t.dest, "from", id.user)
 	return leg, nil
 }
-
-// inviteTimeout bounds an outbound INVITE transaction as a whole (the ring
-// timeout ends it much earlier).
-const inviteTimeout = 5 * time.Minute
 
 // onInviteResponse takes a response to the leg's INVITE while the call waits for
 // the answer. done reports a final outcome.
@@ -329,7 +393,7 @@ func (l *outLeg) authenticate(c *call, res *gosip.Response) bool {
 	}
 	req.Laddr = l.invite.Laddr
 	l.inv.tx.Terminate()
-	tx, err := c.startTx(txInvite, l, req, inviteTimeout)
+	tx, err := c.startTx(txInvite, l, req, 0)
 	if err != nil {
 		l.log.Info("authenticated invite not sent", "error", err)
 		return false
@@ -447,11 +511,11 @@ func (l *outLeg) strayInviteResponse(res *gosip.Response) {
 	l.log.Info("second fork answered: ack and bye", "to_tag", fork.remoteTag)
 	_ = l.srv.client.WriteRequest(fork.ack(res.CSeq().SeqNo))
 	bye := fork.request(gosip.BYE)
-	go func() {
+	l.srv.goTracked(func() {
 		if _, err := l.srv.roundTrip(bye, byeTimeout); err != nil {
 			l.log.Debug("bye to second fork", "error", err)
 		}
-	}()
+	})
 }
 
 // handleLeg is what any event of the leg does while the flow waits for something
@@ -460,6 +524,8 @@ func (c *call) handleLeg(l *outLeg, ev event) {
 	switch ev := ev.(type) {
 	case *reqEvent:
 		c.handleLegRequest(ev)
+	case strayEvent:
+		l.strayInviteResponse(ev.res)
 	case responseEvent:
 		c.handleResponse(ev)
 	case txDoneEvent:
@@ -567,12 +633,12 @@ func (l *outLeg) reap() {
 		req := l.cancelRequest()
 		done := make(chan struct{})
 		cancelRes = done
-		go func() {
+		l.srv.goTracked(func() {
 			defer close(done)
 			if _, err := l.srv.roundTrip(req, l.srv.cfg.CancelWait); err != nil {
 				l.log.Debug("cancel not answered", "error", err)
 			}
-		}()
+		})
 		l.log.Info("cancel sent")
 	}
 	if l.provisional {
@@ -592,8 +658,14 @@ func (l *outLeg) reap() {
 		select {
 		case ev := <-l.inbox:
 			switch ev := ev.(type) {
-			case responseEvent:
-				res := ev.res
+			case strayEvent, responseEvent:
+				var res *gosip.Response
+				switch ev := ev.(type) {
+				case strayEvent:
+					res = ev.res
+				case responseEvent:
+					res = ev.res
+				}
 				if res.IsProvisional() {
 					if res.StatusCode > 100 && !sentCancel {
 						sendCancel()

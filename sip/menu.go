@@ -88,7 +88,7 @@ func (c *call) prompt(names []string, silence time.Duration) (media.Digit, promp
 	}
 	playCtx, stopPlay := context.WithCancel(c.ctx)
 	played := make(chan struct{})
-	go func() {
+	c.srv.goTracked(func() {
 		defer close(played)
 		for _, n := range names {
 			p := c.srv.prompts.Get(n)
@@ -100,7 +100,7 @@ func (c *call) prompt(names []string, silence time.Duration) (media.Digit, promp
 				return
 			}
 		}
-	}()
+	})
 	defer func() {
 		stopPlay()
 		<-played

@@ -49,6 +49,9 @@ type Server struct {
 	draining atomic.Bool
 	wg       sync.WaitGroup // call goroutines, leg reapers and listener loops
 	closing  chan struct{}  // closed when Close starts
+	// background counts the goroutines calls start beside their own (playback,
+	// retransmissions, transaction readers, the lookup); tests check it drains.
+	background atomic.Int64
 
 	mu        sync.Mutex
 	listeners []*listener
@@ -102,7 +105,7 @@ func NewServer(cfg Config, opts ...Option) (*Server, error) {
 		sipgo.WithUserAgent(c.UserAgent),
 		sipgo.WithUserAgentTransactionLayerOptions(
 			gosip.WithTransactionLayerLogger(sipLog),
-			gosip.WithTransactionLayerUnhandledResponseHandler(func(*gosip.Response) {}),
+			gosip.WithTransactionLayerUnhandledResponseHandler(func(res *gosip.Response) { s.strayResponse(res) }),
 		),
 		sipgo.WithUserAgentTransportLayerOptions(gosip.WithTransportLayerLogger(sipLog)),
 	}
@@ -326,6 +329,15 @@ func (s *Server) Addrs() []string {
 		out = append(out, l.String())
 	}
 	return out
+}
+
+// goTracked runs f on a goroutine counted in background.
+func (s *Server) goTracked(f func()) {
+	s.background.Add(1)
+	go func() {
+		defer s.background.Add(-1)
+		f()
+	}()
 }
 
 // Registry is the live call registry.

@@ -305,7 +305,7 @@ func (c *call) okResponse(s *side, req *gosip.Request, sdp []byte) *gosip.Respon
 // it stops (the handler holding the transaction may return).
 func (c *call) retransmit(s *side, tx gosip.ServerTransaction, res *gosip.Response, pa *pendingAck, done func()) {
 	udp := s.dlg.transport == "UDP"
-	go func() {
+	c.srv.goTracked(func() {
 		defer done()
 		deadline := time.NewTimer(c.srv.ackWait)
 		defer deadline.Stop()
@@ -332,7 +332,7 @@ func (c *call) retransmit(s *side, tx gosip.ServerTransaction, res *gosip.Respon
 				return
 			}
 		}
-	}()
+	})
 }
 
 // onAckTimeout: no ACK for a 2xx within 64*T1 ends the dialog (§13.3.1.4).

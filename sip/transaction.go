@@ -32,9 +32,16 @@ type clientTx struct {
 }
 
 // startTx sends req in a new client transaction and forwards its responses to
-// the call's goroutine until the transaction ends or the call is over.
+// the dialog's owner until the transaction ends, timeout passes (0: no limit of
+// our own, for the INVITE, which its ring timeout bounds) or the owner is gone.
 func (c *call) startTx(kind txKind, leg *outLeg, req *gosip.Request, timeout time.Duration) (*clientTx, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	var ctx context.Context
+	var cancel context.CancelFunc
+	if timeout > 0 {
+		ctx, cancel = context.WithTimeout(context.Background(), timeout)
+	} else {
+		ctx, cancel = context.WithCancel(context.Background())
+	}
 	tx, err := c.srv.client.TransactionRequest(ctx, req)
 	if err != nil {
 		cancel()
@@ -56,8 +63,12 @@ func (c *call) startTx(kind txKind, leg *outLeg, req *gosip.Request, timeout tim
 			}
 		})
 	}
-	go func() {
+	c.srv.goTracked(func() {
 		defer cancel()
+		deadline := ctx.Done()
+		if timeout <= 0 {
+			deadline = nil // the INVITE's own timers and the ring timeout bound it
+		}
 		for {
 			select {
 			case res := <-tx.Responses():
@@ -68,18 +79,16 @@ func (c *call) startTx(kind txKind, leg *outLeg, req *gosip.Request, timeout tim
 			case <-tx.Done():
 				post(txDoneEvent{tx: ct, err: tx.Err()})
 				return
-			case <-ctx.Done():
-				if kind != txInvite { // the INVITE's own timers bound it
-					tx.Terminate()
-					post(txDoneEvent{tx: ct, err: ctx.Err()})
-					return
-				}
+			case <-deadline:
+				tx.Terminate()
+				post(txDoneEvent{tx: ct, err: ctx.Err()})
+				return
 			case <-stop:
 				tx.Terminate()
 				return
 			}
 		}
-	}()
+	})
 	return ct, nil
 }
 

@@ -425,7 +425,7 @@ func (c *call) speak(text string) (p *media.Prompt, err error) {
 // it returns f's error when f returns.
 func (c *call) await(f func(ctx context.Context) error) error {
 	done := make(chan error, 1)
-	go func() { done <- f(c.ctx) }()
+	c.srv.goTracked(func() { done <- f(c.ctx) })
 	for {
 		select {
 		case err := <-done:

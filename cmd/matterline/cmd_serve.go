@@ -182,7 +182,9 @@ func sipConfig(cfg *config.Config) (sip.Config, error) {
 		return sip.Config{}, fmt.Errorf("transfer.fallback: %w", err)
 	}
 	return sip.Config{
-		OutboundProxy:    cfg.SIP.OutboundProxy,
+		OutboundProxy: cfg.SIP.OutboundProxy,
+		OutboundAuth: sip.DigestCredentials{Username: cfg.SIP.OutboundAuth.Username,
+			Password: cfg.SIP.OutboundAuth.Password, Realm: cfg.SIP.OutboundAuth.Realm},
 		ServiceNumber:    cfg.SIP.ServiceNumber,
 		ReferURI:         referURI,
 		Mode:             mode,
