@@ -102,7 +102,7 @@ func (s *Server) strayResponse(res *gosip.Response) {
 		return
 	}
 	l := s.legs.released(id)
-	if l == nil {
+	if l == nil || !l.answersFrom(res.Source()) {
 		return
 	}
 	if l.confirmed && toTag(res) == l.dlg.remoteTag {
@@ -120,6 +120,26 @@ func (s *Server) strayResponse(res *gosip.Response) {
 			l.log.Debug("bye after release", "error", err)
 		}
 	})
+}
+
+// answersFrom reports whether src (host:port) may answer the leg's INVITE: the
+// address the INVITE was sent to, when that is an IP address.
+func (l *outLeg) answersFrom(src string) bool {
+	dest := l.invite.Destination()
+	dh, _, err := net.SplitHostPort(dest)
+	if err != nil {
+		return false
+	}
+	want, err := netip.ParseAddr(strings.Trim(dh, "[]"))
+	if err != nil {
+		return true // a host name: its addresses are not known here
+	}
+	sh, _, err := net.SplitHostPort(src)
+	if err != nil {
+		return false
+	}
+	got, err := netip.ParseAddr(sh)
+	return err == nil && got.Unmap() == want.Unmap()
 }
 
 // strayEvent is a 2xx to the leg's INVITE that reached no transaction.
