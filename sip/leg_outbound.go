@@ -437,7 +437,12 @@ func (l *outLeg) answered(c *call, res *gosip.Response) error {
 	if err := l.startMedia(); err != nil {
 		return err
 	}
-	l.stopEarly()
+	if l.early != nil {
+		// The caller heard the destination's early media; ringback again while
+		// the callee hears the whisper.
+		l.stopEarly()
+		c.startRingback()
+	}
 	neg := l.oa.negotiated()
 	l.log.Info("outbound leg answered", "codec", neg.Codec.Name, "remote_rtp", neg.Remote.String(),
 		"route_set", len(l.dlg.routeSet))

@@ -138,6 +138,12 @@ func (c *call) acked(s *side, ack *gosip.Request) {
 	if c.in != nil && s == &c.in.side {
 		c.in.confirmed = true
 	}
+	// A hold reflection held back while this 2xx waited for its ACK goes now.
+	defer func() {
+		if s.bridged && s.reinvite == nil && s.wantHold != s.oa.holding() {
+			c.reflectHold(s, s.wantHold)
+		}
+	}()
 	if !a.offer {
 		return
 	}
