@@ -309,8 +309,9 @@ func (c *call) dialOut(dec routing.Decision) (*outLeg, error) {
 		div := gosip.Uri{Scheme: "sip", User: id.diversion, Host: advertise.String()}
 		req.AppendHeader(gosip.NewHeader("Diversion", "<"+div.String()+">;reason=unconditional;counter=1"))
 	}
+	// No "Supported: timer": the leg sends no session refreshes (RFC 4028 §7.1
+	// would let the callee make us the refresher).
 	req.AppendHeader(gosip.NewHeader("Allow", allowHeader))
-	req.AppendHeader(gosip.NewHeader("Supported", supportedHeader))
 	req.AppendHeader(gosip.NewHeader("Content-Type", "application/sdp"))
 	req.SetBody(leg.oa.createOffer())
 	leg.invite = req
