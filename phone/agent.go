@@ -25,8 +25,6 @@ const (
 	DefaultAckTimeout = 5 * time.Second
 	// DefaultRequestTimeout bounds an in-dialog request (BYE, INFO, NOTIFY).
 	DefaultRequestTimeout = 5 * time.Second
-	// listenWait bounds the wait for sipgo to register the listener.
-	listenWait = 2 * time.Second
 	// readyWait bounds how long a request that arrives right behind the 200 OK
 	// waits for the call to be set up.
 	readyWait = time.Second
@@ -52,16 +50,13 @@ type agentConfig struct {
 // agent is one sipgo user agent on one UDP socket, with the phone's calls by
 // Call-ID (SIPGO-NOTES: route in-dialog requests yourself).
 type agent struct {
-	cfg       agentConfig
-	log       *slog.Logger
-	ip        netip.Addr
-	addr      netip.AddrPort
-	ua        *sipgo.UserAgent
-	srv       *sipgo.Server
-	client    *sipgo.Client
-	dua       *sipgo.DialogUA
-	pc        net.PacketConn
-	serveDone chan struct{}
+	cfg    agentConfig
+	log    *slog.Logger
+	st     *stack
+	ip     netip.Addr
+	addr   netip.AddrPort
+	client *sipgo.Client
+	dua    *sipgo.DialogUA
 
 	mu     sync.Mutex
 	calls  map[string]*Call
@@ -70,80 +65,32 @@ type agent struct {
 }
 
 func newAgent(cfg agentConfig) (*agent, error) {
-	if cfg.listen == "" {
-		cfg.listen = "127.0.0.1:0"
-	}
 	if cfg.log == nil {
 		cfg.log = slog.New(slog.DiscardHandler)
 	}
-	ap, err := netip.ParseAddrPort(cfg.listen)
+	a := &agent{cfg: cfg, log: cfg.log.With("phone", cfg.name), calls: map[string]*Call{}}
+	_, err := startStack(stackConfig{userAgent: "matterline-phone", transport: "udp", listen: cfg.listen,
+		log: a.log.With("component", "sipgo"), setup: a.setup})
 	if err != nil {
-		return nil, fmt.Errorf("phone: listen %q: want ip:port: %w", cfg.listen, err)
-	}
-	if ap.Addr().IsUnspecified() {
-		return nil, fmt.Errorf("phone: listen %q: give the address to advertise, not a wildcard", cfg.listen)
-	}
-	a := &agent{cfg: cfg, log: cfg.log.With("phone", cfg.name), ip: ap.Addr().Unmap(),
-		calls: map[string]*Call{}, serveDone: make(chan struct{})}
-	sipLog := a.log.With("component", "sipgo")
-	a.ua, err = sipgo.NewUA(sipgo.WithUserAgent("matterline-phone"),
-		sipgo.WithUserAgentHostname(a.ip.String()),
-		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sipLog),
-			sip.WithTransactionLayerUnhandledResponseHandler(func(*sip.Response) {})),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sipLog)))
-	if err != nil {
-		return nil, fmt.Errorf("phone: user agent: %w", err)
-	}
-	a.srv, err = sipgo.NewServer(a.ua, sipgo.WithServerLogger(sipLog))
-	if err != nil {
-		_ = a.ua.Close()
-		return nil, fmt.Errorf("phone: server: %w", err)
-	}
-	a.pc, err = net.ListenPacket("udp", cfg.listen)
-	if err != nil {
-		_ = a.ua.Close()
-		return nil, fmt.Errorf("phone: listen: %w", err)
-	}
-	a.addr = a.pc.LocalAddr().(*net.UDPAddr).AddrPort()
-	a.addr = netip.AddrPortFrom(a.addr.Addr().Unmap(), a.addr.Port())
-	a.client, err = sipgo.NewClient(a.ua, sipgo.WithClientLogger(sipLog),
-		sipgo.WithClientHostname(a.ip.String()), sipgo.WithClientConnectionAddr(a.addr.String()))
-	if err != nil {
-		_ = a.pc.Close()
-		_ = a.ua.Close()
-		return nil, fmt.Errorf("phone: client: %w", err)
-	}
-	a.dua = &sipgo.DialogUA{Client: a.client, ContactHDR: sip.ContactHeader{
-		Address: sip.Uri{Scheme: "sip", User: cfg.user, Host: a.ip.String(), Port: int(a.addr.Port())}}}
-
-	a.srv.OnInvite(a.handleInvite)
-	a.srv.OnAck(a.handleAck)
-	a.srv.OnBye(a.handleBye)
-	for _, m := range []sip.RequestMethod{sip.INFO, sip.UPDATE, sip.REFER, sip.NOTIFY, sip.OPTIONS, sip.MESSAGE} {
-		a.srv.OnRequest(m, a.handleInDialog)
-	}
-	a.srv.OnNoRoute(func(req *sip.Request, tx sip.ServerTransaction) {
-		_ = tx.Respond(sip.NewResponseFromRequest(req, 405, "Method Not Allowed", nil))
-	})
-	go func() {
-		defer close(a.serveDone)
-		_ = a.srv.ServeUDP(a.pc)
-	}()
-	// SIPGO-NOTES: a request sent before sipgo registered the listener makes it
-	// bind the same port again; wait until it is up. sipgo registers the listen
-	// port before it adds the listening socket to its connection pool, and a
-	// request sent in between goes out on a new unbound socket that is never
-	// closed: wait for the pool too.
-	deadline := time.Now().Add(listenWait)
-	tl := a.ua.TransportLayer()
-	for len(tl.ListenPorts("udp")) == 0 || tl.Pool("udp").Size() == 0 {
-		if time.Now().After(deadline) {
-			a.close()
-			return nil, errors.New("phone: sip listener did not start")
-		}
-		time.Sleep(time.Millisecond)
+		return nil, err
 	}
 	return a, nil
+}
+
+// setup keeps the stack and installs the agent's request handlers.
+func (a *agent) setup(st *stack) {
+	a.st, a.ip, a.addr, a.client = st, st.ip, st.addr, st.client
+	a.dua = &sipgo.DialogUA{Client: a.client, ContactHDR: sip.ContactHeader{Address: st.contact(a.cfg.user)}}
+	srv := st.srv
+	srv.OnInvite(a.handleInvite)
+	srv.OnAck(a.handleAck)
+	srv.OnBye(a.handleBye)
+	for _, m := range []sip.RequestMethod{sip.INFO, sip.UPDATE, sip.REFER, sip.NOTIFY, sip.OPTIONS, sip.MESSAGE} {
+		srv.OnRequest(m, a.handleInDialog)
+	}
+	srv.OnNoRoute(func(req *sip.Request, tx sip.ServerTransaction) {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 405, "Method Not Allowed", nil))
+	})
 }
 
 // emit reports an event to the configured callback.
@@ -324,10 +271,9 @@ func (a *agent) close() {
 		}()
 	}
 	wg.Wait()
-	_ = a.pc.Close()
-	_ = a.ua.Close()
-	<-a.serveDone
+	a.st.stop()
 	a.wg.Wait()
+	a.st.sweep()
 }
 
 // openRTP binds the call's RTP socket: from the port allocator when one is

@@ -442,6 +442,7 @@ func (c *Call) request(ctx context.Context, method sip.RequestMethod, contentTyp
 		req.AppendHeader(sip.NewHeader("Content-Type", contentType))
 	}
 	req.SetBody(body)
+	c.a.st.bindLocal(req)
 	if c.uac != nil {
 		return c.uac.Do(ctx, req)
 	}

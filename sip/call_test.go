@@ -6,12 +6,12 @@ import (
 	"time"
 
 	"github.com/matterline/matterline/lookup"
-	"github.com/matterline/matterline/sip/internal/testphone"
+	"github.com/matterline/matterline/phone"
 )
 
 func TestCallAnsweredGreetingRTP(t *testing.T) {
 	e := newEnv(t, defaultTestConfig())
-	c := e.answered(testphone.InviteOptions{From: "+12175552171"})
+	c := e.answered(phone.InviteOptions{From: "+12175552171"})
 
 	if !c.RTP.WaitPackets(55, 5*time.Second) {
 		t.Fatalf("got %d rtp packets, want >= 55 (1.1 s of greeting)", c.RTP.Count())
@@ -70,7 +70,7 @@ func TestListenersShareThePort(t *testing.T) {
 func TestWithheldCallerSkipsLookup(t *testing.T) {
 	lk := &fakeLookup{result: lookup.Result{Status: lookup.StatusFound}}
 	e := newEnv(t, defaultTestConfig(), WithLookup(lk))
-	e.answered(testphone.InviteOptions{From: "anonymous"})
+	e.answered(phone.InviteOptions{From: "anonymous"})
 	snap := e.onlyCall()
 	if snap.Caller != "" || snap.Lookup.Status != lookup.StatusNotFound || snap.Lookup.Reason != "withheld" {
 		t.Errorf("snapshot = %+v", snap)
@@ -87,7 +87,7 @@ func TestHangupWhileRinging(t *testing.T) {
 	cfg.AnswerWait = 10 * time.Second
 	e := newEnv(t, cfg, WithLookup(&fakeLookup{delay: 10 * time.Second}))
 	ctx := ctxT(t, 15*time.Second)
-	c, err := e.phone.Invite(ctx, testphone.InviteOptions{Target: e.target("udp")})
+	c, err := e.phone.Invite(ctx, phone.InviteOptions{Target: e.target("udp")})
 	if err != nil {
 		t.Fatal(err)
 	}

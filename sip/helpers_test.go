@@ -19,8 +19,8 @@ import (
 
 	"github.com/matterline/matterline/lookup"
 	"github.com/matterline/matterline/media"
+	"github.com/matterline/matterline/phone"
 	"github.com/matterline/matterline/routing"
-	"github.com/matterline/matterline/sip/internal/testphone"
 )
 
 // Test prompts are constant-level tones so the RTP payload byte tells which prompt
@@ -55,7 +55,7 @@ func promptOf(payload []byte) string {
 }
 
 // promptSequence collapses the received packets into the sequence of prompts heard.
-func promptSequence(pkts []testphone.Packet) []string {
+func promptSequence(pkts []phone.RTPPacket) []string {
 	var out []string
 	for _, p := range pkts {
 		n := promptOf(p.Payload)
@@ -233,7 +233,7 @@ type testEnv struct {
 	t     testing.TB
 	srv   *Server
 	ports *media.PortAllocator
-	phone *testphone.Phone
+	phone *phone.UA
 	udp   string // "127.0.0.1:port"
 	tcp   string
 }
@@ -283,9 +283,9 @@ func newEnv(t testing.TB, cfg Config, opts ...Option) *testEnv {
 	return e
 }
 
-func (e *testEnv) newPhone(transport string) *testphone.Phone {
+func (e *testEnv) newPhone(transport string) *phone.UA {
 	e.t.Helper()
-	p, err := testphone.New(testphone.Options{Transport: transport, Logger: testLogger(e.t)})
+	p, err := phone.NewUA(phone.UAConfig{Transport: transport, Logger: testLogger(e.t)})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -301,7 +301,7 @@ func (e *testEnv) target(transport string) string {
 }
 
 // call places a call from p and waits for the final response.
-func (e *testEnv) call(p *testphone.Phone, o testphone.InviteOptions) (*testphone.Call, *gosip.Response) {
+func (e *testEnv) call(p *phone.UA, o phone.InviteOptions) (*phone.Outgoing, *gosip.Response) {
 	e.t.Helper()
 	if o.Target == "" {
 		o.Target = e.target("udp")
@@ -321,7 +321,7 @@ func (e *testEnv) call(p *testphone.Phone, o testphone.InviteOptions) (*testphon
 }
 
 // answered places a call that must be answered 200.
-func (e *testEnv) answered(o testphone.InviteOptions) *testphone.Call {
+func (e *testEnv) answered(o phone.InviteOptions) *phone.Outgoing {
 	e.t.Helper()
 	c, res := e.call(e.phone, o)
 	if res.StatusCode != 200 {

@@ -8,12 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/matterline/matterline/sip/internal/testphone"
+	"github.com/matterline/matterline/phone"
 )
 
 // oneCall places a call, lets it reach the menu and hangs up.
-func oneCall(ctx context.Context, e *testEnv, p *testphone.Phone) error {
-	c, err := p.Invite(ctx, testphone.InviteOptions{Target: e.target("udp")})
+func oneCall(ctx context.Context, e *testEnv, p *phone.UA) error {
+	c, err := p.Invite(ctx, phone.InviteOptions{Target: e.target("udp")})
 	if err != nil {
 		return err
 	}
@@ -92,10 +92,10 @@ func TestNoLeaksAfterConcurrentCalls(t *testing.T) {
 
 // oneWarmCall transfers a call to the callee (accepted on answer), checks the
 // bridge is up, and hangs up from the side given.
-func oneWarmCall(t *testing.T, e *testEnv, callee *testphone.Callee, calleeHangsUp bool) {
+func oneWarmCall(t *testing.T, e *testEnv, callee *phone.UA, calleeHangsUp bool) {
 	t.Helper()
 	ctx := ctxT(t, 15*time.Second)
-	c := e.dialTransfer(e.phone, testphone.InviteOptions{})
+	c := e.dialTransfer(e.phone, phone.InviteOptions{})
 	defer c.Close()
 	in, err := callee.Next(ctx)
 	if err != nil {
@@ -124,7 +124,7 @@ func oneWarmCall(t *testing.T, e *testEnv, callee *testphone.Callee, calleeHangs
 }
 
 func TestNoLeaksAfterTransfers(t *testing.T) {
-	callee := newCallee(t, testphone.CalleeOptions{})
+	callee := newCallee(t, phone.AnswerOptions{})
 	rule := warmRule("felix", calleeURI(callee, "101"), "")
 	e := newEnv(t, transferConfig(), WithRouter(newFakeRouter(transferDecision(rule))))
 	oneWarmCall(t, e, callee, false)

@@ -8,8 +8,8 @@ import (
 
 	gosip "github.com/emiago/sipgo/sip"
 
+	"github.com/matterline/matterline/phone"
 	"github.com/matterline/matterline/records"
-	"github.com/matterline/matterline/sip/internal/testphone"
 )
 
 // rawCallee is a UDP SIP peer written by hand: it rings, and when the CANCEL
@@ -74,7 +74,7 @@ func (r *rawCallee) serve() {
 		case gosip.CANCEL:
 			send(gosip.NewResponseFromRequest(req, 200, "OK", nil))
 			local := r.conn.LocalAddr().(*net.UDPAddr)
-			body := testphone.Offer(local.AddrPort(), testphone.OfferOptions{})
+			body := phone.Offer(local.AddrPort(), phone.OfferOptions{})
 			ok := gosip.NewResponseFromRequest(invite, 200, "OK", body)
 			ok.AppendHeader(&gosip.ContactHeader{Address: gosip.Uri{Scheme: "sip", User: "raw", Host: "127.0.0.1", Port: local.Port}})
 			ok.AppendHeader(gosip.NewHeader("Content-Type", "application/sdp"))
@@ -93,7 +93,7 @@ func TestCancelCrossedBy200IsAckedAndByed(t *testing.T) {
 	rule := warmRule("felix", "sip:101@"+raw.addr(), "")
 	rule.RingTimeout = time.Second
 	e := newEnv(t, transferConfig(), WithRouter(newFakeRouter(transferDecision(rule))), WithCallRecords(cdr))
-	c := e.dialTransfer(e.phone, testphone.InviteOptions{})
+	c := e.dialTransfer(e.phone, phone.InviteOptions{})
 	eventually(t, 8*time.Second, "cancel, ack and bye at the callee", func() bool {
 		m := raw.methods()
 		return len(m) >= 4 && m[0] == gosip.INVITE && m[1] == gosip.CANCEL &&

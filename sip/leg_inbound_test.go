@@ -11,7 +11,7 @@ import (
 
 	"github.com/matterline/matterline/lookup"
 	"github.com/matterline/matterline/media"
-	"github.com/matterline/matterline/sip/internal/testphone"
+	"github.com/matterline/matterline/phone"
 )
 
 func TestCancelWhileRinging(t *testing.T) {
@@ -20,7 +20,7 @@ func TestCancelWhileRinging(t *testing.T) {
 	lk := &fakeLookup{delay: 10 * time.Second, result: lookup.Result{Status: lookup.StatusNotFound}}
 	e := newEnv(t, cfg, WithLookup(lk))
 	ctx := ctxT(t, 15*time.Second)
-	c, err := e.phone.Invite(ctx, testphone.InviteOptions{Target: e.target("udp")})
+	c, err := e.phone.Invite(ctx, phone.InviteOptions{Target: e.target("udp")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestUntrustedSourceGets403(t *testing.T) {
 	cfg := defaultTestConfig()
 	cfg.TrustedSources = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
 	e := newEnv(t, cfg)
-	_, res := e.call(e.phone, testphone.InviteOptions{})
+	_, res := e.call(e.phone, phone.InviteOptions{})
 	if res.StatusCode != 403 {
 		t.Fatalf("invite from 127.0.0.1: %d, want 403", res.StatusCode)
 	}
@@ -66,8 +66,8 @@ func TestUntrustedSourceGets403(t *testing.T) {
 
 func TestOfferWithoutCommonCodecGets488(t *testing.T) {
 	e := newEnv(t, defaultTestConfig())
-	for name, o := range map[string]testphone.InviteOptions{
-		"g729 only": {Offer: testphone.OfferOptions{Formats: []string{"18 G729/8000"}}},
+	for name, o := range map[string]phone.InviteOptions{
+		"g729 only": {Offer: phone.OfferOptions{Formats: []string{"18 G729/8000"}}},
 		"broken":    {SDP: []byte("this is not sdp")},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -87,8 +87,8 @@ func TestOverCapacityGets503(t *testing.T) {
 	cfg := defaultTestConfig()
 	cfg.MaxCalls = 1
 	e := newEnv(t, cfg)
-	e.answered(testphone.InviteOptions{})
-	_, res := e.call(e.phone, testphone.InviteOptions{})
+	e.answered(phone.InviteOptions{})
+	_, res := e.call(e.phone, phone.InviteOptions{})
 	if res.StatusCode != 503 {
 		t.Fatalf("second call: %d, want 503", res.StatusCode)
 	}
@@ -104,14 +104,14 @@ func TestRTPInactivityEndsCallWithBye(t *testing.T) {
 	cfg := defaultTestConfig()
 	cfg.RTPInactivity = time.Second
 	e := newEnv(t, cfg)
-	c := e.answered(testphone.InviteOptions{}) // the phone sends no RTP
+	c := e.answered(phone.InviteOptions{}) // the phone sends no RTP
 	if err := c.WaitBye(ctxT(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	e.waitIdle()
 }
 
-func options(t *testing.T, e *testEnv, p *testphone.Phone) *gosip.Response {
+func options(t *testing.T, e *testEnv, p *phone.UA) *gosip.Response {
 	t.Helper()
 	log := testLogger(t)
 	ua, err := sipgo.NewUA(sipgo.WithUserAgentHostname("127.0.0.1"),
@@ -149,7 +149,7 @@ func TestOptionsAnswered(t *testing.T) {
 		}
 	}
 	// In dialog too.
-	c := e.answered(testphone.InviteOptions{})
+	c := e.answered(phone.InviteOptions{})
 	r, err := c.Request(ctxT(t, 5*time.Second), gosip.OPTIONS, "", nil)
 	if err != nil || r.StatusCode != 200 || r.GetHeader("Allow") == nil {
 		t.Fatalf("in-dialog options: %v %v", r, err)
@@ -158,7 +158,7 @@ func TestOptionsAnswered(t *testing.T) {
 
 func TestInDialogRequests(t *testing.T) {
 	e := newEnv(t, defaultTestConfig())
-	c := e.answered(testphone.InviteOptions{})
+	c := e.answered(phone.InviteOptions{})
 	ctx := ctxT(t, 10*time.Second)
 	for _, m := range []gosip.RequestMethod{gosip.MESSAGE, gosip.SUBSCRIBE, gosip.REFER, gosip.PRACK} {
 		r, err := c.Request(ctx, m, "", nil)
@@ -197,7 +197,7 @@ func TestExternalIPInContactAndSDP(t *testing.T) {
 	cfg := defaultTestConfig()
 	cfg.ExternalIP = netip.MustParseAddr("192.0.2.10")
 	e := newEnv(t, cfg)
-	c := e.answered(testphone.InviteOptions{Proxy: e.udp})
+	c := e.answered(phone.InviteOptions{Proxy: e.udp})
 	res := c.Final()
 	if ct := res.Contact(); ct == nil || ct.Address.Host != "192.0.2.10" {
 		t.Errorf("contact = %v, want host 192.0.2.10", ct)
@@ -238,7 +238,7 @@ func TestExternalIPInContactAndSDP(t *testing.T) {
 
 func TestNoAckEndsCallWithBye(t *testing.T) {
 	e := newEnv(t, defaultTestConfig(), func(s *Server) { s.ackWait = 2500 * time.Millisecond })
-	c, res := e.call(e.phone, testphone.InviteOptions{NoAutoAck: true})
+	c, res := e.call(e.phone, phone.InviteOptions{NoAutoAck: true})
 	if res.StatusCode != 200 {
 		t.Fatalf("invite: %d", res.StatusCode)
 	}
@@ -254,7 +254,7 @@ func TestNoAckEndsCallWithBye(t *testing.T) {
 
 func TestUnsupportedRequireGets420(t *testing.T) {
 	e := newEnv(t, defaultTestConfig())
-	_, res := e.call(e.phone, testphone.InviteOptions{Headers: []gosip.Header{gosip.NewHeader("Require", "100rel")}})
+	_, res := e.call(e.phone, phone.InviteOptions{Headers: []gosip.Header{gosip.NewHeader("Require", "100rel")}})
 	if res.StatusCode != 420 {
 		t.Fatalf("got %d, want 420", res.StatusCode)
 	}
@@ -266,7 +266,7 @@ func TestUnsupportedRequireGets420(t *testing.T) {
 func TestTCPCallAndHangup(t *testing.T) {
 	e := newEnv(t, defaultTestConfig())
 	p := e.newPhone("tcp")
-	c, res := e.call(p, testphone.InviteOptions{Target: e.target("tcp")})
+	c, res := e.call(p, phone.InviteOptions{Target: e.target("tcp")})
 	if res.StatusCode != 200 {
 		t.Fatalf("invite over tcp: %d", res.StatusCode)
 	}
@@ -289,14 +289,14 @@ func TestTCPCallAndHangup(t *testing.T) {
 
 func TestDrainRejectsNewCallsAndHangsUp(t *testing.T) {
 	e := newEnv(t, defaultTestConfig())
-	c := e.answered(testphone.InviteOptions{})
+	c := e.answered(phone.InviteOptions{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		e.srv.Drain(ctxT(t, 10*time.Second), time.Second)
 	}()
 	eventually(t, 2*time.Second, "draining", e.srv.draining.Load)
-	_, res := e.call(e.phone, testphone.InviteOptions{})
+	_, res := e.call(e.phone, phone.InviteOptions{})
 	if res.StatusCode != 503 {
 		t.Errorf("invite while draining: %d, want 503", res.StatusCode)
 	}
@@ -309,7 +309,7 @@ func TestDrainRejectsNewCallsAndHangsUp(t *testing.T) {
 
 func TestCloseHangsUpAndIsIdempotent(t *testing.T) {
 	e := newEnv(t, defaultTestConfig())
-	c := e.answered(testphone.InviteOptions{})
+	c := e.answered(phone.InviteOptions{})
 	if err := e.srv.Close(); err != nil {
 		t.Fatal(err)
 	}

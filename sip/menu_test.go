@@ -7,14 +7,14 @@ import (
 
 	"github.com/matterline/matterline/lookup"
 	"github.com/matterline/matterline/media"
+	"github.com/matterline/matterline/phone"
 	"github.com/matterline/matterline/routing"
-	"github.com/matterline/matterline/sip/internal/testphone"
 )
 
 func TestMenuDTMFRFC4733ReachesRouter(t *testing.T) {
 	r := newFakeRouter(routing.Decision{Action: routing.ActionNone, Reason: routing.ReasonNoRule})
 	e := newEnv(t, defaultTestConfig(), WithRouter(r))
-	c := e.answered(testphone.InviteOptions{From: "+12175552171"})
+	c := e.answered(phone.InviteOptions{From: "+12175552171"})
 	if !c.RTP.WaitPackets(5, 5*time.Second) {
 		t.Fatal("no greeting")
 	}
@@ -46,7 +46,7 @@ func TestMenuDTMFRFC4733ReachesRouter(t *testing.T) {
 func TestMenuDTMFInfoReachesRouter(t *testing.T) {
 	r := newFakeRouter(routing.Decision{Action: routing.ActionUnavailable, Reason: routing.ReasonOutsideHours})
 	e := newEnv(t, defaultTestConfig(), WithRouter(r))
-	c := e.answered(testphone.InviteOptions{})
+	c := e.answered(phone.InviteOptions{})
 	res, err := c.InfoDTMF(ctxT(t, 5*time.Second), '0')
 	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("info: %v %v", res, err)
@@ -63,7 +63,7 @@ func TestMenuDTMFInfoReachesRouter(t *testing.T) {
 func TestMenuUnmappedDigitPlaysInvalidThenMenu(t *testing.T) {
 	r := newFakeRouter(routing.Decision{Action: routing.ActionNone})
 	e := newEnv(t, defaultTestConfig(), WithRouter(r))
-	c := e.answered(testphone.InviteOptions{})
+	c := e.answered(phone.InviteOptions{})
 	if !c.RTP.WaitPackets(10, 5*time.Second) {
 		t.Fatal("no greeting")
 	}
@@ -94,7 +94,7 @@ func TestMenuThreeFailuresSayGoodbyeAndBye(t *testing.T) {
 	cfg := defaultTestConfig()
 	cfg.MenuTimeout = 300 * time.Millisecond
 	e := newEnv(t, cfg)
-	c := e.answered(testphone.InviteOptions{})
+	c := e.answered(phone.InviteOptions{})
 	// One unmapped digit, then two silences.
 	if !c.RTP.WaitPackets(5, 5*time.Second) {
 		t.Fatal("no greeting")
@@ -122,7 +122,7 @@ func TestLookupInRegistryBeforeFirstDigit(t *testing.T) {
 	cfg.AnswerWait = 100 * time.Millisecond
 	e := newEnv(t, cfg, WithRouter(r), WithLookup(lk))
 	start := time.Now()
-	c := e.answered(testphone.InviteOptions{From: "+12175552171"})
+	c := e.answered(phone.InviteOptions{From: "+12175552171"})
 	if time.Since(start) > 1200*time.Millisecond {
 		t.Fatalf("answer waited %s for the lookup, AnswerWait is 100ms", time.Since(start))
 	}
@@ -151,7 +151,7 @@ func TestLookupInRegistryBeforeFirstDigit(t *testing.T) {
 func TestTransferNumberWithoutOutboundProxyPlaysNobody(t *testing.T) {
 	r := newFakeRouter(routing.Decision{Action: routing.ActionTransfer, Mode: routing.ModeCold, Destination: "+15551234", Reason: routing.ReasonMatched})
 	e := newEnv(t, defaultTestConfig(), WithRouter(r))
-	c := e.answered(testphone.InviteOptions{})
+	c := e.answered(phone.InviteOptions{})
 	if err := c.SendDTMF('1'); err != nil {
 		t.Fatal(err)
 	}

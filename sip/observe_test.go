@@ -13,9 +13,9 @@ import (
 
 	"github.com/matterline/matterline/lookup"
 	"github.com/matterline/matterline/media"
+	"github.com/matterline/matterline/phone"
 	"github.com/matterline/matterline/records"
 	"github.com/matterline/matterline/routing"
-	"github.com/matterline/matterline/sip/internal/testphone"
 )
 
 // obsEvent is one notification a recObserver got.
@@ -132,7 +132,7 @@ func TestObserverSeesCallInOrder(t *testing.T) {
 	ctx := ctxT(t, 20*time.Second)
 
 	// The ACK comes late: the 200 is retransmitted but counted once.
-	c := e.answered(testphone.InviteOptions{From: "+12175552171", NoAutoAck: true})
+	c := e.answered(phone.InviteOptions{From: "+12175552171", NoAutoAck: true})
 	eventually(t, 5*time.Second, "a 200 retransmission", func() bool { return c.Retransmissions(1) >= 1 })
 	if err := c.Ack(); err != nil {
 		t.Fatal(err)
@@ -216,7 +216,7 @@ func TestObserverCancelWhileRinging(t *testing.T) {
 	e := newEnv(t, cfg, WithObserver(rec),
 		WithLookup(&fakeLookup{delay: 10 * time.Second, result: lookup.Result{Status: lookup.StatusFound}}))
 	ctx := ctxT(t, 15*time.Second)
-	c, err := e.phone.Invite(ctx, testphone.InviteOptions{Target: e.target("udp")})
+	c, err := e.phone.Invite(ctx, phone.InviteOptions{Target: e.target("udp")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -404,7 +404,7 @@ func TestIntentSourceStrings(t *testing.T) {
 func TestDrainingAnswersOptions503(t *testing.T) {
 	rec := &recObserver{}
 	e := newEnv(t, defaultTestConfig(), WithObserver(rec))
-	c := e.answered(testphone.InviteOptions{})
+	c := e.answered(phone.InviteOptions{})
 	if res := options(t, e, e.phone); res.StatusCode != 200 {
 		t.Fatalf("options before draining: %d", res.StatusCode)
 	}
@@ -459,7 +459,7 @@ func TestInfoLogsMaskCallerNumber(t *testing.T) {
 	lk := &fakeLookup{result: lookup.Result{Status: lookup.StatusFound, Contact: &lookup.Contact{ID: 7}}}
 	r := newFakeRouter(routing.Decision{Action: routing.ActionNone, Reason: routing.ReasonNoRule})
 	e := newEnv(t, defaultTestConfig(), WithLogger(log), WithLookup(lk), WithRouter(r))
-	c := e.answered(testphone.InviteOptions{From: "+12175552171"})
+	c := e.answered(phone.InviteOptions{From: "+12175552171"})
 	if !c.RTP.WaitPackets(5, 5*time.Second) {
 		t.Fatal("no greeting")
 	}

@@ -9,7 +9,7 @@ import (
 	gosip "github.com/emiago/sipgo/sip"
 
 	"github.com/matterline/matterline/media"
-	"github.com/matterline/matterline/sip/internal/testphone"
+	"github.com/matterline/matterline/phone"
 )
 
 func answerDirection(t *testing.T, res *gosip.Response) media.Direction {
@@ -23,26 +23,26 @@ func answerDirection(t *testing.T, res *gosip.Response) media.Direction {
 
 func TestReinviteHoldAndResume(t *testing.T) {
 	e := newEnv(t, defaultTestConfig())
-	c := e.answered(testphone.InviteOptions{})
+	c := e.answered(phone.InviteOptions{})
 	ctx := ctxT(t, 20*time.Second)
 	id := e.onlyCall().ID
 	eventually(t, 5*time.Second, "in_menu", func() bool { s, _ := e.srv.Registry().Get(id); return s.State == StateInMenu })
 
 	steps := []struct {
 		name  string
-		offer testphone.OfferOptions
+		offer phone.OfferOptions
 		want  media.Direction
 		state CallState
 	}{
-		{"sendonly hold", testphone.OfferOptions{Direction: "sendonly", Version: 2}, media.DirRecvOnly, StateHeld},
-		{"resume", testphone.OfferOptions{Direction: "sendrecv", Version: 3}, media.DirSendRecv, StateInMenu},
-		{"inactive hold", testphone.OfferOptions{Direction: "inactive", Version: 4}, media.DirInactive, StateHeld},
-		{"resume again", testphone.OfferOptions{Version: 5}, media.DirSendRecv, StateInMenu},
-		{"rfc 2543 hold", testphone.OfferOptions{Addr: netip.MustParseAddrPort("0.0.0.0:" + portOf(c.RTP.Addr())), Direction: "none", Version: 6}, media.DirInactive, StateHeld},
-		{"resume from 2543", testphone.OfferOptions{Version: 7}, media.DirSendRecv, StateInMenu},
+		{"sendonly hold", phone.OfferOptions{Direction: media.DirSendOnly, Version: 2}, media.DirRecvOnly, StateHeld},
+		{"resume", phone.OfferOptions{Direction: media.DirSendRecv, Version: 3}, media.DirSendRecv, StateInMenu},
+		{"inactive hold", phone.OfferOptions{Direction: media.DirInactive, Version: 4}, media.DirInactive, StateHeld},
+		{"resume again", phone.OfferOptions{Version: 5}, media.DirSendRecv, StateInMenu},
+		{"rfc 2543 hold", phone.OfferOptions{Addr: netip.MustParseAddrPort("0.0.0.0:" + portOf(c.RTP.Addr())), NoDirection: true, Version: 6}, media.DirInactive, StateHeld},
+		{"resume from 2543", phone.OfferOptions{Version: 7}, media.DirSendRecv, StateInMenu},
 	}
 	for _, st := range steps {
-		res, err := c.Reinvite(ctx, testphone.Offer(c.RTP.Addr(), st.offer), 0)
+		res, err := c.Reinvite(ctx, phone.Offer(c.RTP.Addr(), st.offer), 0)
 		if err != nil || res.StatusCode != 200 {
 			t.Fatalf("%s: %v %v", st.name, res, err)
 		}
@@ -61,17 +61,17 @@ func portOf(ap netip.AddrPort) string {
 
 func TestReinviteMovesMedia(t *testing.T) {
 	e := newEnv(t, defaultTestConfig())
-	c := e.answered(testphone.InviteOptions{})
+	c := e.answered(phone.InviteOptions{})
 	if !c.RTP.WaitPackets(5, 5*time.Second) {
 		t.Fatal("no rtp at the first address")
 	}
-	moved, err := testphone.NewRTPPeer()
+	moved, err := e.phone.NewRTPPeer()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer moved.Close()
 	moved.SetRemote(c.RTP.Remote())
-	res, err := c.Reinvite(ctxT(t, 5*time.Second), testphone.Offer(moved.Addr(), testphone.OfferOptions{Version: 2}), 0)
+	res, err := c.Reinvite(ctxT(t, 5*time.Second), phone.Offer(moved.Addr(), phone.OfferOptions{Version: 2}), 0)
 	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("re-invite: %v %v", res, err)
 	}
@@ -86,9 +86,9 @@ func TestReinviteMovesMedia(t *testing.T) {
 
 func TestReinvite200RetransmittedUntilAck(t *testing.T) {
 	e := newEnv(t, defaultTestConfig())
-	c := e.answered(testphone.InviteOptions{})
+	c := e.answered(phone.InviteOptions{})
 	time.Sleep(100 * time.Millisecond) // let the first ACK land
-	res, err := c.Reinvite(ctxT(t, 10*time.Second), testphone.Offer(c.RTP.Addr(), testphone.OfferOptions{Version: 2}), 1800*time.Millisecond)
+	res, err := c.Reinvite(ctxT(t, 10*time.Second), phone.Offer(c.RTP.Addr(), phone.OfferOptions{Version: 2}), 1800*time.Millisecond)
 	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("re-invite: %v %v", res, err)
 	}
@@ -109,9 +109,9 @@ func TestReinvite200RetransmittedUntilAck(t *testing.T) {
 
 func TestReinviteRejectsNewCodec(t *testing.T) {
 	e := newEnv(t, defaultTestConfig())
-	c := e.answered(testphone.InviteOptions{}) // PCMU chosen
-	res, err := c.Reinvite(ctxT(t, 5*time.Second), testphone.Offer(c.RTP.Addr(),
-		testphone.OfferOptions{Formats: []string{"18 G729/8000"}, Version: 2}), -1)
+	c := e.answered(phone.InviteOptions{}) // PCMU chosen
+	res, err := c.Reinvite(ctxT(t, 5*time.Second), phone.Offer(c.RTP.Addr(),
+		phone.OfferOptions{Formats: []string{"18 G729/8000"}, Version: 2}), -1)
 	if err != nil || res.StatusCode != 488 {
 		t.Fatalf("re-invite g729: %v %v, want 488", res, err)
 	}
@@ -122,7 +122,7 @@ func TestReinviteRejectsNewCodec(t *testing.T) {
 
 func TestSessionTimers(t *testing.T) {
 	e := newEnv(t, defaultTestConfig())
-	_, res := e.call(e.phone, testphone.InviteOptions{Headers: []gosip.Header{
+	_, res := e.call(e.phone, phone.InviteOptions{Headers: []gosip.Header{
 		gosip.NewHeader("Supported", "timer"), gosip.NewHeader("Session-Expires", "60")}})
 	if res.StatusCode != 422 {
 		t.Fatalf("session-expires 60: %d, want 422", res.StatusCode)
@@ -131,7 +131,7 @@ func TestSessionTimers(t *testing.T) {
 		t.Errorf("Min-SE = %v", h)
 	}
 
-	c, res := e.call(e.phone, testphone.InviteOptions{Headers: []gosip.Header{
+	c, res := e.call(e.phone, phone.InviteOptions{Headers: []gosip.Header{
 		gosip.NewHeader("Supported", "timer"), gosip.NewHeader("Session-Expires", "120;refresher=uac")}})
 	if res.StatusCode != 200 {
 		t.Fatalf("invite: %d", res.StatusCode)
@@ -156,7 +156,7 @@ func TestSessionTimers(t *testing.T) {
 	// No refresh: the session expires and we send BYE (RFC 4028 §10). The interval
 	// is shortened behind the call's back to keep the test fast.
 	e2 := newEnv(t, defaultTestConfig())
-	c2, res := e2.call(e2.phone, testphone.InviteOptions{Headers: []gosip.Header{gosip.NewHeader("Supported", "timer")}})
+	c2, res := e2.call(e2.phone, phone.InviteOptions{Headers: []gosip.Header{gosip.NewHeader("Supported", "timer")}})
 	if res.StatusCode != 200 {
 		t.Fatalf("invite: %d", res.StatusCode)
 	}
@@ -172,7 +172,7 @@ func TestSessionTimers(t *testing.T) {
 	e2.waitIdle()
 
 	// Without timer support: no session timer headers.
-	_, res = e.call(e.phone, testphone.InviteOptions{})
+	_, res = e.call(e.phone, phone.InviteOptions{})
 	if res.GetHeader("Session-Expires") != nil || res.GetHeader("Require") != nil {
 		t.Errorf("session timer headers without Supported: timer")
 	}

@@ -19,9 +19,9 @@ import (
 	"time"
 
 	"github.com/matterline/matterline/media"
+	"github.com/matterline/matterline/phone"
 	"github.com/matterline/matterline/records"
 	"github.com/matterline/matterline/routing"
-	"github.com/matterline/matterline/sip/internal/testphone"
 )
 
 func noRuleRouter() *fakeRouter {
@@ -281,7 +281,7 @@ func TestSippReferAnswered481(t *testing.T) {
 		}
 		t.Skipf("sipp pcap missing: %v", err)
 	}
-	callee := newCallee(t, testphone.CalleeOptions{})
+	callee := newCallee(t, phone.AnswerOptions{})
 	cfg := transferConfig()
 	cfg.OutboundProxy = "sip:" + callee.Addr().String()
 	cdr := &memCDR{}
@@ -318,7 +318,7 @@ func TestSippReferAnswered481(t *testing.T) {
 type calleeRun struct {
 	e    *testEnv
 	p    *sippProc
-	c    *testphone.Call
+	c    *phone.Outgoing
 	cdr  *memCDR
 	rule *routing.Rule
 }
@@ -335,7 +335,7 @@ func sippCallee(t *testing.T, scenario string, edit func(*Config, *routing.Rule)
 	}
 	cdr := &memCDR{}
 	e := newEnv(t, cfg, WithRouter(newFakeRouter(transferDecision(rule))), WithCallRecords(cdr))
-	c := e.dialTransfer(e.phone, testphone.InviteOptions{})
+	c := e.dialTransfer(e.phone, phone.InviteOptions{})
 	return &calleeRun{e: e, p: p, c: c, cdr: cdr, rule: rule}
 }
 

@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/matterline/matterline/media"
+	"github.com/matterline/matterline/phone"
 	"github.com/matterline/matterline/records"
 	"github.com/matterline/matterline/routing"
-	"github.com/matterline/matterline/sip/internal/testphone"
 )
 
 // sippPath returns sipp, skipping the test without it unless CI=true.
@@ -100,7 +100,7 @@ func TestSippWarmTransferCallee(t *testing.T) {
 	cdr := &memCDR{}
 	rule := warmRule("felix", "sip:101@127.0.0.1:"+strconv.Itoa(port), "")
 	e := newEnv(t, transferConfig(), WithRouter(newFakeRouter(transferDecision(rule))), WithCallRecords(cdr))
-	c := e.dialTransfer(e.phone, testphone.InviteOptions{})
+	c := e.dialTransfer(e.phone, phone.InviteOptions{})
 	e.waitState(c.CallID, StateBridged)
 	fill := media.EncodeUlaw(-2500)
 	if err := c.RTP.SendAudio(0, fill, 50); err != nil {

@@ -13,7 +13,7 @@ import (
 
 	gosip "github.com/emiago/sipgo/sip"
 
-	"github.com/matterline/matterline/sip/internal/testphone"
+	"github.com/matterline/matterline/phone"
 )
 
 // recTracer records traced messages.
@@ -56,21 +56,21 @@ func TestSIPTraceUDP(t *testing.T) {
 		t.Fatal("trace on by default")
 	}
 	e.srv.SetSIPTrace(true)
-	c := e.answered(testphone.InviteOptions{From: "+12175552171"})
+	c := e.answered(phone.InviteOptions{From: "+12175552171"})
 	srvAddr := netip.MustParseAddrPort(e.udp)
-	phone := e.phone.Addr()
+	phoneAddr := e.phone.Addr()
 
 	inv, ok := tr.find(false, "INVITE sip:", "")
 	if !ok {
 		t.Fatal("no inbound INVITE traced")
 	}
-	if inv.Network != "udp" || inv.Src != phone || inv.Dst != srvAddr || inv.CallID() != c.CallID ||
+	if inv.Network != "udp" || inv.Src != phoneAddr || inv.Dst != srvAddr || inv.CallID() != c.CallID ||
 		inv.Time.IsZero() || time.Since(inv.Time) > time.Minute {
 		t.Errorf("INVITE traced as %s %s -> %s call-id %q at %s", inv.Network, inv.Src, inv.Dst, inv.CallID(), inv.Time)
 	}
 	eventually(t, 5*time.Second, "200 OK traced", func() bool { _, ok := tr.find(true, "SIP/2.0 200 OK", "INVITE"); return ok })
 	ok200, _ := tr.find(true, "SIP/2.0 200 OK", "INVITE")
-	if ok200.Src != srvAddr || ok200.Dst != phone || ok200.CallID() != c.CallID || !bytes.Contains(ok200.Data, []byte("application/sdp")) {
+	if ok200.Src != srvAddr || ok200.Dst != phoneAddr || ok200.CallID() != c.CallID || !bytes.Contains(ok200.Data, []byte("application/sdp")) {
 		t.Errorf("200 traced as %s -> %s call-id %q", ok200.Src, ok200.Dst, ok200.CallID())
 	}
 	if _, ok := tr.find(true, "SIP/2.0 100 Trying", "INVITE"); !ok {
@@ -109,7 +109,7 @@ func TestSIPTraceUDP(t *testing.T) {
 		t.Fatal(err)
 	}
 	bye, ok := tr.find(true, "BYE sip:", "")
-	if !ok || bye.Src != srvAddr || bye.Dst != phone {
+	if !ok || bye.Src != srvAddr || bye.Dst != phoneAddr {
 		t.Errorf("our BYE traced: %v %s -> %s", ok, bye.Src, bye.Dst)
 	}
 	e.waitIdle()
@@ -120,7 +120,7 @@ func TestSIPTraceTCP(t *testing.T) {
 	e := newEnv(t, defaultTestConfig(), WithTracer(tr))
 	e.srv.SetSIPTrace(true)
 	p := e.newPhone("tcp")
-	c, res := e.call(p, testphone.InviteOptions{Target: e.target("tcp")})
+	c, res := e.call(p, phone.InviteOptions{Target: e.target("tcp")})
 	if res.StatusCode != 200 {
 		t.Fatalf("invite over tcp: %d", res.StatusCode)
 	}

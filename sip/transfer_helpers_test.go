@@ -11,9 +11,9 @@ import (
 	gosip "github.com/emiago/sipgo/sip"
 
 	"github.com/matterline/matterline/media"
+	"github.com/matterline/matterline/phone"
 	"github.com/matterline/matterline/records"
 	"github.com/matterline/matterline/routing"
-	"github.com/matterline/matterline/sip/internal/testphone"
 )
 
 const (
@@ -67,9 +67,9 @@ func transferConfig() Config {
 	return cfg
 }
 
-func newCallee(t testing.TB, co testphone.CalleeOptions) *testphone.Callee {
+func newCallee(t testing.TB, co phone.AnswerOptions) *phone.UA {
 	t.Helper()
-	c, err := testphone.NewCallee(testphone.Options{Logger: testLogger(t)}, co)
+	c, err := phone.NewUA(phone.UAConfig{Logger: testLogger(t), Answer: &co})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,14 +77,14 @@ func newCallee(t testing.TB, co testphone.CalleeOptions) *testphone.Callee {
 	return c
 }
 
-func calleeURI(c *testphone.Callee, user string) string {
+func calleeURI(c *phone.UA, user string) string {
 	return fmt.Sprintf("sip:%s@%s", user, c.Addr())
 }
 
-func (e *testEnv) newPhoneWith(o testphone.Options) *testphone.Phone {
+func (e *testEnv) newPhoneWith(o phone.UAConfig) *phone.UA {
 	e.t.Helper()
 	o.Logger = testLogger(e.t)
-	p, err := testphone.New(o)
+	p, err := phone.NewUA(o)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func transferDecision(rule *routing.Rule) routing.Decision {
 }
 
 // dialTransfer places a call from p, waits for the greeting and presses 1.
-func (e *testEnv) dialTransfer(p *testphone.Phone, o testphone.InviteOptions) *testphone.Call {
+func (e *testEnv) dialTransfer(p *phone.UA, o phone.InviteOptions) *phone.Outgoing {
 	e.t.Helper()
 	if o.From == "" {
 		o.From = testCaller
@@ -141,7 +141,7 @@ func audioFill(pt uint8, level int16) byte {
 
 // checkBridgeAudio sends 100 packets each way at the same time and checks that at
 // least 99 arrive on the other side with the expected (transcoded) payload.
-func checkBridgeAudio(t testing.TB, c *testphone.Call, callerPT uint8, in *testphone.Incoming) {
+func checkBridgeAudio(t testing.TB, c *phone.Outgoing, callerPT uint8, in *phone.Incoming) {
 	t.Helper()
 	calleePT := in.AudioPT()
 	const n = 100
@@ -186,14 +186,14 @@ func checkBridgeAudio(t testing.TB, c *testphone.Call, callerPT uint8, in *testp
 // referPBX is a PBX phone that answers REFER with status and, after a 202, sends
 // the NOTIFYs with the sipfrag lines.
 type referPBX struct {
-	phone  *testphone.Phone
-	call   atomic.Pointer[testphone.Call]
+	phone  *phone.UA
+	call   atomic.Pointer[phone.Outgoing]
 	refers chan *gosip.Request
 }
 
 func (e *testEnv) newReferPBX(status int, sipfrags ...string) *referPBX {
 	r := &referPBX{refers: make(chan *gosip.Request, 4)}
-	r.phone = e.newPhoneWith(testphone.Options{OnRequest: func(req *gosip.Request, tx gosip.ServerTransaction) bool {
+	r.phone = e.newPhoneWith(phone.UAConfig{OnRequest: func(req *gosip.Request, tx gosip.ServerTransaction) bool {
 		if req.Method != gosip.REFER {
 			return false
 		}
@@ -222,9 +222,9 @@ func (e *testEnv) newReferPBX(status int, sipfrags ...string) *referPBX {
 	return r
 }
 
-func (r *referPBX) dial(e *testEnv) *testphone.Call {
+func (r *referPBX) dial(e *testEnv) *phone.Outgoing {
 	e.t.Helper()
-	c, res := e.call(r.phone, testphone.InviteOptions{From: testCaller})
+	c, res := e.call(r.phone, phone.InviteOptions{From: testCaller})
 	if res.StatusCode != 200 {
 		e.t.Fatalf("invite: %d", res.StatusCode)
 	}

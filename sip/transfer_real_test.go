@@ -10,9 +10,9 @@ import (
 
 	"github.com/matterline/matterline/lookup"
 	"github.com/matterline/matterline/media"
+	"github.com/matterline/matterline/phone"
 	"github.com/matterline/matterline/records"
 	"github.com/matterline/matterline/routing"
-	"github.com/matterline/matterline/sip/internal/testphone"
 	"github.com/matterline/matterline/store"
 )
 
@@ -42,7 +42,7 @@ func quistLookup() *fakeLookup {
 // recorded, listed and playable, and the call record says so.
 func TestWarmNoAnswerTakesMessageRealStores(t *testing.T) {
 	t.Parallel()
-	callee := newCallee(t, testphone.CalleeOptions{Status: -1})
+	callee := newCallee(t, phone.AnswerOptions{NoAnswer: true})
 	set, err := routing.NewRuleSet([]routing.Rule{{
 		Name: "felix", StaffID: 501, StaffName: "Felix Dubinsky", Destination: calleeURI(callee, "101"),
 		Mode: routing.ModeWarm, CallerID: routing.CallerIDCaller, RingTimeout: time.Second,
@@ -68,7 +68,7 @@ func TestWarmNoAnswerTakesMessageRealStores(t *testing.T) {
 	}
 	e := newEnv(t, transferConfig(), WithRouter(ruleRouter{set}), WithLookup(quistLookup()),
 		WithCallRecords(calls), WithMessages(msgs))
-	c := e.dialTransfer(e.phone, testphone.InviteOptions{})
+	c := e.dialTransfer(e.phone, phone.InviteOptions{})
 	in, err := callee.Next(ctxT(t, 8*time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -152,7 +152,7 @@ func TestWarmNoAnswerTakesMessageRealStores(t *testing.T) {
 // mapped digit that starts no extension acts at once.
 func TestMenuExtensionDialled(t *testing.T) {
 	t.Parallel()
-	callee := newCallee(t, testphone.CalleeOptions{})
+	callee := newCallee(t, phone.AnswerOptions{})
 	set, err := routing.NewRuleSet([]routing.Rule{{
 		Name: "paralegal", Extension: "205", Destination: calleeURI(callee, "205"),
 		Mode: routing.ModeWarm, CallerID: routing.CallerIDService, RingTimeout: 2 * time.Second,
@@ -165,7 +165,7 @@ func TestMenuExtensionDialled(t *testing.T) {
 	cfg.DigitTimeout = time.Second
 	cdr := &memCDR{}
 	e := newEnv(t, cfg, WithRouter(ruleRouter{set}), WithCallRecords(cdr))
-	c := e.answered(testphone.InviteOptions{From: testCaller})
+	c := e.answered(phone.InviteOptions{From: testCaller})
 	for _, k := range "205" {
 		if err := c.SendDTMF(k); err != nil {
 			t.Fatal(err)
@@ -202,19 +202,19 @@ func TestWarmWhisperSpokenWithTTS(t *testing.T) {
 		}
 		t.Skip("espeak-ng not installed")
 	}
-	callee := newCallee(t, testphone.CalleeOptions{})
+	callee := newCallee(t, phone.AnswerOptions{})
 	rule := warmRule("felix", calleeURI(callee, "101"), "")
 	rule.Message = "One moment please."
 	e := newEnv(t, transferConfig(), WithRouter(newFakeRouter(transferDecision(rule))),
 		WithLookup(quistLookup()), WithTTS(tts))
-	c := e.dialTransfer(e.phone, testphone.InviteOptions{})
+	c := e.dialTransfer(e.phone, phone.InviteOptions{})
 	in, err := callee.Next(ctxT(t, 15*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.waitState(c.CallID, StateBridged)
 	// Speech is not one constant byte like the test prompts: count varied packets.
-	varied := func(pkts []testphone.Packet) int {
+	varied := func(pkts []phone.RTPPacket) int {
 		n := 0
 		for _, p := range pkts {
 			if len(p.Payload) > 1 && p.Payload[0] != p.Payload[len(p.Payload)/2] {

@@ -13,9 +13,9 @@ import (
 	gosip "github.com/emiago/sipgo/sip"
 
 	"github.com/matterline/matterline/media"
+	"github.com/matterline/matterline/phone"
 	"github.com/matterline/matterline/records"
 	"github.com/matterline/matterline/routing"
-	"github.com/matterline/matterline/sip/internal/testphone"
 )
 
 func coldRule(dest string) *routing.Rule {
@@ -98,7 +98,7 @@ func TestColdTransferTelReferURI(t *testing.T) {
 // that the bridged fallback reaches the callee with audio both ways.
 func coldFallback(t *testing.T, status int, sipfrags ...string) {
 	t.Parallel()
-	callee := newCallee(t, testphone.CalleeOptions{})
+	callee := newCallee(t, phone.AnswerOptions{})
 	cfg := transferConfig()
 	cdr := &memCDR{}
 	rule := coldRule(calleeURI(callee, "101"))
@@ -170,20 +170,20 @@ func TestWarmTransferAcceptAndBridge(t *testing.T) {
 		name           string
 		callerFormats  []string
 		callerPT       uint8
-		calleeCodec    string
+		calleeCodec    media.Codec
 		acceptWithInfo bool
 	}{
-		{"pcmu-pcmu-rfc4733", nil, 0, "PCMU", false},
-		{"pcmu-pcma-info", []string{"0 PCMU/8000", "101 telephone-event/8000"}, 0, "PCMA", true},
-		{"pcma-pcmu", []string{"8 PCMA/8000", "101 telephone-event/8000"}, 8, "PCMU", false},
+		{"pcmu-pcmu-rfc4733", nil, 0, media.PCMU, false},
+		{"pcmu-pcma-info", []string{"0 PCMU/8000", "101 telephone-event/8000"}, 0, media.PCMA, true},
+		{"pcma-pcmu", []string{"8 PCMA/8000", "101 telephone-event/8000"}, 8, media.PCMU, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			callee := newCallee(t, testphone.CalleeOptions{Codec: tc.calleeCodec, RingFor: 200 * time.Millisecond})
+			callee := newCallee(t, phone.AnswerOptions{Codec: tc.calleeCodec, RingFor: 200 * time.Millisecond})
 			cdr := &memCDR{}
 			rule := warmRule("felix", calleeURI(callee, "101"), "1")
 			e := newEnv(t, transferConfig(), WithRouter(newFakeRouter(transferDecision(rule))), WithCallRecords(cdr))
-			c := e.dialTransfer(e.phone, testphone.InviteOptions{Offer: testphone.OfferOptions{Formats: tc.callerFormats}})
+			c := e.dialTransfer(e.phone, phone.InviteOptions{Offer: phone.OfferOptions{Formats: tc.callerFormats}})
 			in, err := callee.Next(ctxT(t, 8*time.Second))
 			if err != nil {
 				t.Fatal(err)
@@ -227,11 +227,11 @@ func TestWarmTransferDeclined(t *testing.T) {
 	}{{"wrong-digit", '2'}, {"timeout", 0}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			callee := newCallee(t, testphone.CalleeOptions{})
+			callee := newCallee(t, phone.AnswerOptions{})
 			cdr := &memCDR{}
 			rule := warmRule("felix", calleeURI(callee, "101"), "1")
 			e := newEnv(t, transferConfig(), WithRouter(newFakeRouter(transferDecision(rule))), WithCallRecords(cdr))
-			c := e.dialTransfer(e.phone, testphone.InviteOptions{})
+			c := e.dialTransfer(e.phone, phone.InviteOptions{})
 			in, err := callee.Next(ctxT(t, 8*time.Second))
 			if err != nil {
 				t.Fatal(err)
@@ -264,8 +264,8 @@ func TestWarmTransferDeclined(t *testing.T) {
 
 func TestWarmBusyFallsBackToNextRule(t *testing.T) {
 	t.Parallel()
-	busy := newCallee(t, testphone.CalleeOptions{Status: 486})
-	para := newCallee(t, testphone.CalleeOptions{})
+	busy := newCallee(t, phone.AnswerOptions{Status: 486})
+	para := newCallee(t, phone.AnswerOptions{})
 	cdr := &memCDR{}
 	felix := warmRule("felix", calleeURI(busy, "101"), "")
 	felix.Unavailable = routing.Unavailable{Kind: routing.UnavailableRule, Rule: "paralegal"}
@@ -273,7 +273,7 @@ func TestWarmBusyFallsBackToNextRule(t *testing.T) {
 	r := newFakeRouter(transferDecision(felix))
 	r.fallbacks = map[string]routing.Decision{"felix": transferDecision(paralegal)}
 	e := newEnv(t, transferConfig(), WithRouter(r), WithCallRecords(cdr))
-	c := e.dialTransfer(e.phone, testphone.InviteOptions{})
+	c := e.dialTransfer(e.phone, phone.InviteOptions{})
 	if _, err := busy.Next(ctxT(t, 8*time.Second)); err != nil {
 		t.Fatal(err)
 	}
@@ -295,10 +295,10 @@ func TestWarmBusyFallsBackToNextRule(t *testing.T) {
 
 func TestWarmBusyOutcome(t *testing.T) {
 	t.Parallel()
-	busy := newCallee(t, testphone.CalleeOptions{Status: 486})
+	busy := newCallee(t, phone.AnswerOptions{Status: 486})
 	cdr := &memCDR{}
 	e := newEnv(t, transferConfig(), WithRouter(newFakeRouter(transferDecision(warmRule("felix", calleeURI(busy, "101"), "")))), WithCallRecords(cdr))
-	c := e.dialTransfer(e.phone, testphone.InviteOptions{})
+	c := e.dialTransfer(e.phone, phone.InviteOptions{})
 	if err := c.WaitBye(ctxT(t, 8*time.Second)); err != nil {
 		t.Fatal(err)
 	}
@@ -309,10 +309,10 @@ func TestWarmBusyOutcome(t *testing.T) {
 
 func TestCallerHangsUpWhileCalleeRings(t *testing.T) {
 	t.Parallel()
-	callee := newCallee(t, testphone.CalleeOptions{Status: -1})
+	callee := newCallee(t, phone.AnswerOptions{NoAnswer: true})
 	cdr := &memCDR{}
 	e := newEnv(t, transferConfig(), WithRouter(newFakeRouter(transferDecision(warmRule("felix", calleeURI(callee, "101"), "")))), WithCallRecords(cdr))
-	c := e.dialTransfer(e.phone, testphone.InviteOptions{})
+	c := e.dialTransfer(e.phone, phone.InviteOptions{})
 	in, err := callee.Next(ctxT(t, 8*time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -345,14 +345,14 @@ func TestWarmCallerIDHeaders(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			callee := newCallee(t, testphone.CalleeOptions{Status: 603})
+			callee := newCallee(t, phone.AnswerOptions{Status: 603})
 			cdr := &memCDR{}
 			rule := warmRule("felix", "+15551234567", "")
 			rule.CallerID = tc.choice
 			cfg := transferConfig()
 			cfg.OutboundProxy = "sip:" + callee.Addr().String()
 			e := newEnv(t, cfg, WithRouter(newFakeRouter(transferDecision(rule))), WithCallRecords(cdr))
-			c := e.dialTransfer(e.phone, testphone.InviteOptions{})
+			c := e.dialTransfer(e.phone, phone.InviteOptions{})
 			in, err := callee.Next(ctxT(t, 8*time.Second))
 			if err != nil {
 				t.Fatal(err)
@@ -388,7 +388,7 @@ func TestRedirectModeAnswers302(t *testing.T) {
 	cfg.OutboundProxy = "sip:127.0.0.1:5070"
 	cdr := &memCDR{}
 	e := newEnv(t, cfg, WithRouter(newFakeRouter(transferDecision(coldRule("+15551234567")))), WithCallRecords(cdr))
-	c, res := e.call(e.phone, testphone.InviteOptions{From: testCaller})
+	c, res := e.call(e.phone, phone.InviteOptions{From: testCaller})
 	if res.StatusCode != 302 {
 		t.Fatalf("got %d, want 302", res.StatusCode)
 	}
@@ -402,20 +402,20 @@ func TestRedirectModeAnswers302(t *testing.T) {
 	// Without a transfer decision the call is answered as usual.
 	r2 := newFakeRouter(routing.Decision{Action: routing.ActionNone, Reason: routing.ReasonNotFound})
 	e2 := newEnv(t, cfg, WithRouter(r2))
-	if _, res := e2.call(e2.phone, testphone.InviteOptions{}); res.StatusCode != 200 {
+	if _, res := e2.call(e2.phone, phone.InviteOptions{}); res.StatusCode != 200 {
 		t.Fatalf("got %d, want 200", res.StatusCode)
 	}
 }
 
 func TestServerTransferAPI(t *testing.T) {
 	t.Parallel()
-	callee := newCallee(t, testphone.CalleeOptions{})
+	callee := newCallee(t, phone.AnswerOptions{})
 	r := newFakeRouter(transferDecision(warmRule("felix", calleeURI(callee, "101"), "")))
 	e := newEnv(t, transferConfig(), WithRouter(r))
 	if _, err := e.srv.Transfer(context.Background(), "nope", routing.Intent{Kind: routing.IntentResponsible}); !errors.Is(err, ErrCallNotFound) {
 		t.Errorf("unknown call: %v", err)
 	}
-	c := e.answered(testphone.InviteOptions{From: testCaller})
+	c := e.answered(phone.InviteOptions{From: testCaller})
 	id := e.onlyCall().ID
 	dec, err := e.srv.Transfer(context.Background(), id, routing.Intent{Kind: routing.IntentRule, Arg: "felix"})
 	if err != nil || dec.Action != routing.ActionTransfer || dec.Rule != "felix" {
@@ -487,9 +487,9 @@ func TestReferToAndTargets(t *testing.T) {
 // Hold re-INVITEs are reflected to the other leg (RFC 3264 §8.4).
 func TestWarmHoldReflected(t *testing.T) {
 	t.Parallel()
-	callee := newCallee(t, testphone.CalleeOptions{})
+	callee := newCallee(t, phone.AnswerOptions{})
 	e := newEnv(t, transferConfig(), WithRouter(newFakeRouter(transferDecision(warmRule("felix", calleeURI(callee, "101"), "")))))
-	c := e.dialTransfer(e.phone, testphone.InviteOptions{})
+	c := e.dialTransfer(e.phone, phone.InviteOptions{})
 	in, err := callee.Next(ctxT(t, 8*time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -497,7 +497,7 @@ func TestWarmHoldReflected(t *testing.T) {
 	e.waitState(c.CallID, StateBridged)
 
 	// The caller holds: the callee gets a re-INVITE with a=sendonly.
-	hold := testphone.Offer(c.RTP.Addr(), testphone.OfferOptions{Direction: "sendonly", Version: 2})
+	hold := phone.Offer(c.RTP.Addr(), phone.OfferOptions{Direction: media.DirSendOnly, Version: 2})
 	if res, err := c.Reinvite(ctxT(t, 5*time.Second), hold, 0); err != nil || res.StatusCode != 200 {
 		t.Fatalf("hold: %v %v", res, err)
 	}
@@ -517,7 +517,7 @@ func TestWarmHoldReflected(t *testing.T) {
 	})
 
 	// The callee holds: the caller gets a re-INVITE with a=sendonly.
-	calleeHold := testphone.Offer(in.RTP.Addr(), testphone.OfferOptions{Formats: []string{"0 PCMU/8000"}, Direction: "sendonly", Version: 2})
+	calleeHold := phone.Offer(in.RTP.Addr(), phone.OfferOptions{Formats: []string{"0 PCMU/8000"}, Direction: media.DirSendOnly, Version: 2})
 	if res, err := in.Request(ctxT(t, 5*time.Second), gosip.INVITE, "application/sdp", calleeHold); err != nil || res.StatusCode != 200 {
 		t.Fatalf("callee hold: %v %v", res, err)
 	}
@@ -540,7 +540,7 @@ func TestWarmHoldReflected(t *testing.T) {
 // the unavailable handling "menu" returns the caller to the menu.
 func TestMessageBeforeTransferAndMenuHandling(t *testing.T) {
 	t.Parallel()
-	busy := newCallee(t, testphone.CalleeOptions{Status: 486})
+	busy := newCallee(t, phone.AnswerOptions{Status: 486})
 	wav := filepath.Join(t.TempDir(), "msg.wav")
 	writeWAV(t, wav, 27000, 300*time.Millisecond)
 	rule := warmRule("felix", calleeURI(busy, "101"), "")
@@ -548,10 +548,10 @@ func TestMessageBeforeTransferAndMenuHandling(t *testing.T) {
 	rule.Unavailable = routing.Unavailable{Kind: routing.UnavailableMenu}
 	cdr := &memCDR{}
 	e := newEnv(t, transferConfig(), WithRouter(newFakeRouter(transferDecision(rule))), WithCallRecords(cdr))
-	c := e.dialTransfer(e.phone, testphone.InviteOptions{})
+	c := e.dialTransfer(e.phone, phone.InviteOptions{})
 	eventually(t, 8*time.Second, "message, then nobody_available and the menu", func() bool {
 		pkts := c.RTP.Packets()
-		msg := slices.IndexFunc(pkts, func(p testphone.Packet) bool {
+		msg := slices.IndexFunc(pkts, func(p phone.RTPPacket) bool {
 			return len(p.Payload) > 0 && p.Payload[0] == media.EncodeUlaw(27000)
 		})
 		seq := promptSequence(pkts)

@@ -1,4 +1,4 @@
-package testphone
+package phone
 
 import (
 	"context"
@@ -13,35 +13,50 @@ import (
 	"github.com/matterline/matterline/media"
 )
 
-// CalleeOptions shape how a Callee answers INVITEs (the attorney's phone).
-type CalleeOptions struct {
-	// Status is the final answer: 0 or 200 answers with SDP; 486, 603 ... reject;
-	// -1 rings until cancelled (or 30 s).
+// noAnswerRing bounds the ringing of AnswerOptions.NoAnswer.
+const noAnswerRing = 30 * time.Second
+
+// AnswerOptions shape how a UA answers INVITEs (a PBX extension or an
+// attorney's phone in a transfer test): 180 Ringing, RingFor, then the final
+// response.
+type AnswerOptions struct {
+	// Status is the final response: 0 or 200 answers with SDP; 486, 603 ...
+	// reject.
 	Status int
-	// RingFor is how long it rings (180) before the final answer.
+	// NoAnswer rings until the caller cancels (or 30 s), sending no final
+	// response.
+	NoAnswer bool
+	// RingFor is how long it rings (180) before the final response.
 	RingFor time.Duration
-	// Codec is the codec it answers with: "PCMU" (default) or "PCMA".
-	Codec string
+	// Codec is the codec it answers with: media.PCMU (default) or media.PCMA.
+	Codec media.Codec
 	// NoDTMF answers without telephone-event.
 	NoDTMF bool
 }
 
-// Callee is a phone that answers calls: Incoming tells about each INVITE.
-type Callee struct {
-	*Phone
-	opts CalleeOptions
-
-	mu       sync.Mutex
-	incoming map[string]*Incoming
-	ch       chan *Incoming
+// Next waits for the next INVITE a UA with AnswerOptions received.
+func (c *UA) Next(ctx context.Context) (*Incoming, error) {
+	if c.cfg.Answer == nil {
+		return nil, errors.New("phone: ua answers no calls (UAConfig.Answer is nil)")
+	}
+	select {
+	case in := <-c.next:
+		return in, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("phone: no incoming call: %w", ctx.Err())
+	}
 }
 
-// Incoming is one call the callee received.
+// Incoming is one INVITE a UA with AnswerOptions received, answered as the
+// options say.
 type Incoming struct {
-	c      *Callee
+	c *UA
+	// Invite is the INVITE as received.
 	Invite *sip.Request
-	RTP    *RTPPeer
-	Offer  media.Description
+	// RTP is the call's media socket, in the SDP answer.
+	RTP *RTPPeer
+	// Offer is the parsed SDP offer of the INVITE.
+	Offer media.Description
 	// Cancelled is closed when the caller cancelled the INVITE; Acked when the ACK
 	// came; Bye when the far end hung up.
 	Cancelled chan struct{}
@@ -59,49 +74,9 @@ type Incoming struct {
 	pt       uint8
 }
 
-// NewCallee starts a callee phone on 127.0.0.1 (UDP).
-func NewCallee(o Options, co CalleeOptions) (*Callee, error) {
-	c := &Callee{opts: co, incoming: map[string]*Incoming{}, ch: make(chan *Incoming, 16)}
-	prev := o.OnRequest
-	o.OnRequest = func(req *sip.Request, tx sip.ServerTransaction) bool {
-		if prev != nil && prev(req, tx) {
-			return true
-		}
-		return c.handle(req, tx)
-	}
-	p, err := New(o)
-	if err != nil {
-		return nil, err
-	}
-	c.Phone = p
-	return c, nil
-}
-
-// Next waits for the next incoming INVITE.
-func (c *Callee) Next(ctx context.Context) (*Incoming, error) {
-	select {
-	case in := <-c.ch:
-		return in, nil
-	case <-ctx.Done():
-		return nil, fmt.Errorf("testphone: no incoming call: %w", ctx.Err())
-	}
-}
-
-// Close ends the callee's media and SIP stack.
-func (c *Callee) Close() error {
-	c.mu.Lock()
-	ins := make([]*Incoming, 0, len(c.incoming))
-	for _, in := range c.incoming {
-		ins = append(ins, in)
-	}
-	c.mu.Unlock()
-	for _, in := range ins {
-		_ = in.RTP.Close()
-	}
-	return c.Phone.Close()
-}
-
-func (c *Callee) handle(req *sip.Request, tx sip.ServerTransaction) bool {
+// answerRoute takes the INVITEs and in-dialog requests of answered calls; false
+// leaves req to the UA's outgoing calls.
+func (c *UA) answerRoute(req *sip.Request, tx sip.ServerTransaction) bool {
 	id := ""
 	if h := req.CallID(); h != nil {
 		id = h.Value()
@@ -110,6 +85,20 @@ func (c *Callee) handle(req *sip.Request, tx sip.ServerTransaction) bool {
 	in := c.incoming[id]
 	c.mu.Unlock()
 	if req.IsInvite() && in == nil {
+		if to := req.To(); to != nil && to.Params != nil && to.Params.Has("tag") {
+			return false // a re-INVITE in one of our outgoing calls
+		}
+		c.mu.Lock()
+		closed := c.closed
+		if !closed {
+			c.wg.Add(1)
+		}
+		c.mu.Unlock()
+		if closed {
+			_ = tx.Respond(sip.NewResponseFromRequest(req, 480, "Temporarily Unavailable", nil))
+			return true
+		}
+		defer c.wg.Done()
 		c.invite(req, tx)
 		return true
 	}
@@ -138,8 +127,8 @@ func (c *Callee) handle(req *sip.Request, tx sip.ServerTransaction) bool {
 	return true
 }
 
-func (c *Callee) invite(req *sip.Request, tx sip.ServerTransaction) {
-	rtpPeer, err := NewRTPPeer()
+func (c *UA) invite(req *sip.Request, tx sip.ServerTransaction) {
+	rtpPeer, err := c.NewRTPPeer()
 	if err != nil {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 500, "Server Error", nil))
 		return
@@ -153,15 +142,19 @@ func (c *Callee) invite(req *sip.Request, tx sip.ServerTransaction) {
 	c.mu.Lock()
 	c.incoming[req.CallID().Value()] = in
 	c.mu.Unlock()
-	c.ch <- in
+	select {
+	case c.next <- in:
+	default: // nobody reads Next: the test does not care
+	}
+	o := *c.cfg.Answer
 
 	dreq := req.Clone()
 	dreq.To().Params.Add("tag", in.tag)
 	tx.OnCancel(func(*sip.Request) { in.once.Do(func() { close(in.Cancelled) }) })
 	_ = tx.Respond(sip.NewResponseFromRequest(dreq, 180, "Ringing", nil))
-	ring := c.opts.RingFor
-	if c.opts.Status < 0 {
-		ring = 30 * time.Second
+	ring := o.RingFor
+	if o.NoAnswer {
+		ring = noAnswerRing
 	}
 	t := time.NewTimer(ring)
 	defer t.Stop()
@@ -173,19 +166,20 @@ func (c *Callee) invite(req *sip.Request, tx sip.ServerTransaction) {
 		in.once.Do(func() { close(in.Cancelled) })
 		return
 	}
-	if c.opts.Status < 0 {
+	if o.NoAnswer {
 		return
 	}
-	if c.opts.Status != 0 && c.opts.Status != 200 {
-		_ = tx.Respond(sip.NewResponseFromRequest(dreq, c.opts.Status, "Rejected", nil))
+	if o.Status != 0 && o.Status != 200 {
+		_ = tx.Respond(sip.NewResponseFromRequest(dreq, o.Status, reasonPhrase(o.Status), nil))
 		return
 	}
-	codec, pt := "0 PCMU/8000", uint8(0)
-	if c.opts.Codec == "PCMA" {
-		codec, pt = "8 PCMA/8000", 8
+	codec := o.Codec
+	if codec.Name == "" {
+		codec = media.PCMU
 	}
-	formats := []string{codec}
-	if !c.opts.NoDTMF {
+	pt := codec.PayloadType
+	formats := []string{fmt.Sprintf("%d %s/%d", codec.PayloadType, codec.Name, codec.ClockRate)}
+	if !o.NoDTMF {
 		formats = append(formats, fmt.Sprintf("%d telephone-event/8000", dtmfPT(offer)))
 	}
 	body := Offer(rtpPeer.Addr(), OfferOptions{Formats: formats, DTMFPayloadType: dtmfPT(offer)})
@@ -225,10 +219,10 @@ func (in *Incoming) Request(ctx context.Context, method sip.RequestMethod, conte
 	inv := in.Invite
 	ct := inv.Contact()
 	if ct == nil {
-		return nil, errors.New("testphone: invite without contact")
+		return nil, errors.New("phone: invite without contact")
 	}
 	req := sip.NewRequest(method, *ct.Address.Clone())
-	req.SetTransport(in.c.transport)
+	req.SetTransport(in.c.transportName())
 	from := &sip.FromHeader{Address: inv.To().Address, Params: sip.NewParams()}
 	from.Params.Add("tag", in.tag)
 	to := &sip.ToHeader{Address: inv.From().Address, Params: inv.From().Params.Clone()}
@@ -248,17 +242,17 @@ func (in *Incoming) Request(ctx context.Context, method sip.RequestMethod, conte
 		req.AppendHeader(sip.NewHeader("Content-Type", contentType))
 	}
 	req.SetBody(body)
-	res, err := in.c.client.Do(ctx, req)
+	res, err := in.c.st.client.Do(ctx, req)
 	if err == nil && method == sip.INVITE && res.IsSuccess() {
 		ack := sip.NewRequest(sip.ACK, *ct.Address.Clone())
-		ack.SetTransport(in.c.transport)
+		ack.SetTransport(in.c.transportName())
 		ack.AppendHeader(sip.HeaderClone(from))
 		ack.AppendHeader(sip.HeaderClone(res.To()))
 		ack.AppendHeader(&callID)
 		ack.AppendHeader(&sip.CSeqHeader{SeqNo: seq, MethodName: sip.ACK})
 		ack.AppendHeader(&maxf)
 		ack.SetBody(nil)
-		_ = in.c.client.WriteRequest(ack)
+		_ = in.c.st.client.WriteRequest(ack)
 	}
 	return res, err
 }
@@ -276,7 +270,7 @@ func (in *Incoming) InfoDTMF(ctx context.Context, key rune) (*sip.Response, erro
 // SendDTMF sends one digit as RFC 4733 events.
 func (in *Incoming) SendDTMF(key rune) error { return in.RTP.SendDTMF(dtmfPT(in.Offer), key) }
 
-// WaitAnswered reports whether the ACK came within d.
+// WaitAcked reports whether the ACK came within d.
 func (in *Incoming) WaitAcked(d time.Duration) bool {
 	select {
 	case <-in.Acked:

@@ -1,4 +1,4 @@
-package testphone
+package phone
 
 import (
 	"crypto/rand"
@@ -13,8 +13,8 @@ import (
 	"github.com/pion/rtp"
 )
 
-// Packet is one received RTP packet.
-type Packet struct {
+// RTPPacket is one RTP packet an RTPPeer received.
+type RTPPacket struct {
 	PayloadType uint8
 	Seq         uint16
 	Timestamp   uint32
@@ -24,26 +24,28 @@ type Packet struct {
 	At          time.Time
 }
 
-// RTPPeer is a phone's media socket: it records every RTP packet it receives and
-// sends RFC 4733 DTMF and G.711 silence from the same socket (so symmetric RTP
-// latches on it).
+// RTPPeer is a UA call's raw media socket: it records every RTP packet it
+// receives, header and payload as they arrived (so a test can check what a relay
+// rewrote), and sends RFC 4733 DTMF, G.711 silence and constant-level audio from
+// the same socket (so symmetric RTP latches on it). Unlike a Call's media
+// session it neither decodes nor paces on its own.
 type RTPPeer struct {
 	conn *net.UDPConn
 	done chan struct{}
 
 	mu      sync.Mutex
-	packets []Packet
+	packets []RTPPacket
 	remote  netip.AddrPort
 	seq     uint16
 	ts      uint32
 	ssrc    uint32
 }
 
-// NewRTPPeer binds 127.0.0.1 on a free port.
-func NewRTPPeer() (*RTPPeer, error) {
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+// NewRTPPeer binds a free UDP port on ip.
+func NewRTPPeer(ip netip.Addr) (*RTPPeer, error) {
+	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
 	if err != nil {
-		return nil, fmt.Errorf("testphone: rtp listen: %w", err)
+		return nil, fmt.Errorf("phone: rtp listen: %w", err)
 	}
 	var b [10]byte
 	_, _ = rand.Read(b[:])
@@ -69,7 +71,7 @@ func (r *RTPPeer) read() {
 			continue
 		}
 		r.mu.Lock()
-		r.packets = append(r.packets, Packet{PayloadType: p.PayloadType, Seq: p.SequenceNumber,
+		r.packets = append(r.packets, RTPPacket{PayloadType: p.PayloadType, Seq: p.SequenceNumber,
 			Timestamp: p.Timestamp, SSRC: p.SSRC, Marker: p.Marker,
 			Payload: append([]byte(nil), p.Payload...), At: time.Now()})
 		r.mu.Unlock()
@@ -78,7 +80,8 @@ func (r *RTPPeer) read() {
 
 // Addr is the local RTP address.
 func (r *RTPPeer) Addr() netip.AddrPort {
-	return r.conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	ap := r.conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
 // SetRemote sets where DTMF and audio go.
@@ -96,10 +99,10 @@ func (r *RTPPeer) Remote() netip.AddrPort {
 }
 
 // Packets returns a copy of the packets received so far.
-func (r *RTPPeer) Packets() []Packet {
+func (r *RTPPeer) Packets() []RTPPacket {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]Packet(nil), r.packets...)
+	return append([]RTPPacket(nil), r.packets...)
 }
 
 // Count is the number of packets received so far.
@@ -126,7 +129,7 @@ func (r *RTPPeer) send(h rtp.Header, payload []byte) error {
 	remote := r.remote
 	r.mu.Unlock()
 	if !remote.IsValid() {
-		return errors.New("testphone: no remote rtp address")
+		return errors.New("phone: no remote rtp address")
 	}
 	p := rtp.Packet{Header: h, Payload: payload}
 	b, err := p.Marshal()
@@ -149,7 +152,7 @@ func dtmfEvent(key rune) (byte, error) {
 	case key >= 'A' && key <= 'D':
 		return byte(12 + key - 'A'), nil
 	}
-	return 0, fmt.Errorf("testphone: no dtmf event for %q", key)
+	return 0, fmt.Errorf("phone: no dtmf event for %q", key)
 }
 
 // SendDTMF sends one key press as RFC 4733 telephone-events at payload type pt:
