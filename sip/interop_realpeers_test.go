@@ -24,8 +24,10 @@ const attorneyNumber = "+15551234567"
 // warmThroughProxies is the shared body of the two Kamailio tests: baresip
 // caller → Kamailio (Record-Route) → matterline → outbound proxy Kamailio
 // (Record-Route as given) → baresip attorney, warm rule to a number with accept
-// digit 1. It returns after the attorney hung up and the caller's call closed.
-func warmThroughProxies(t *testing.T, outboundRecordRoute bool) (inK, outK *interop.Kamailio, log *msgLog, attorney *interop.Baresip, e *testEnv) {
+// digit 1. With callerHolds the caller holds and resumes once bridged (matterline
+// re-INVITEs the attorney twice). It returns after the attorney hung up and the
+// caller's call closed.
+func warmThroughProxies(t *testing.T, outboundRecordRoute, callerHolds bool) (inK, outK *interop.Kamailio, log *msgLog, attorney *interop.Baresip, e *testEnv) {
 	start := time.Now()
 	label := labelTest(t)
 	// baresip picks the account by the Request-URI's user: the number.
@@ -68,6 +70,24 @@ func warmThroughProxies(t *testing.T, outboundRecordRoute bool) (inK, outK *inte
 		t.Errorf("registry has %d calls while bridged, want 1", n)
 	} else if st := e.onlyCall().State; st != StateBridged {
 		t.Errorf("call state %v, want bridged", st)
+	}
+	if callerHolds {
+		if err := caller.Hold(); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, peerTimeout, "the hold reflected to the attorney", func() bool {
+			rs := reinvitesTo(log, outK.Addr())
+			return len(rs) == 1 && sdpDirection(rs[0].Body) != "sendrecv"
+		})
+		if err := caller.Resume(); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, peerTimeout, "the resume reflected to the attorney", func() bool {
+			rs := reinvitesTo(log, outK.Addr())
+			return len(rs) == 2 && sdpDirection(rs[1].Body) == "sendrecv"
+		})
+		waitHears(t, attorney, "attorney (after resume)", callerHz)
+		waitHears(t, caller, "caller (after resume)", attorneyHz)
 	}
 
 	if err := attorney.Hangup(); err != nil {
@@ -135,11 +155,12 @@ func noneDropped(t *testing.T, k *interop.Kamailio, which, callID string) {
 	}
 }
 
-// 1. Both proxies Record-Route: every in-dialog request of both legs goes
-// through them (RFC 3261 §12.1.2 route set, §12.2.1.1 loose routing).
+// 1. Both proxies Record-Route: every in-dialog request of both legs (ACK,
+// the re-INVITEs reflecting the caller's hold and resume, BYE) goes through
+// them (RFC 3261 §12.1.2 route set, §12.2.1.1 loose routing).
 func TestBaresipWarmTransferThroughKamailio(t *testing.T) {
 	t.Parallel()
-	inK, outK, log, attorney, _ := warmThroughProxies(t, true)
+	inK, outK, log, attorney, _ := warmThroughProxies(t, true, true)
 	inID, outID := legCallIDs(t, inK, outK)
 
 	waitLoose(t, outK, "outbound", "ACK", outID)
@@ -148,11 +169,19 @@ func TestBaresipWarmTransferThroughKamailio(t *testing.T) {
 	waitLoose(t, inK, "caller's", "BYE", inID) // matterline's, after the attorney hung up
 	noneDropped(t, outK, "outbound", outID)
 	noneDropped(t, inK, "caller's", inID)
+	reinvites := 0
 	for _, r := range proxied(outK, outID) {
-		if r.Method == "INVITE" && r.InDialog() && r.Routing != interop.RoutedLoose {
-			t.Errorf("outbound re-INVITE not loose-routed: %v", r)
+		if r.Method == "INVITE" && r.InDialog() {
+			reinvites++
+			if r.Routing != interop.RoutedLoose {
+				t.Errorf("outbound re-INVITE not loose-routed: %v", r)
+			}
 		}
 	}
+	if reinvites < 2 {
+		t.Errorf("outbound proxy relayed %d re-INVITEs (hold, resume), want 2", reinvites)
+	}
+	waitLoose(t, inK, "caller's", "INVITE", inID) // the caller's hold
 
 	// matterline's own in-dialog requests on the outbound leg went to the proxy,
 	// not to the attorney's Contact.
@@ -171,7 +200,7 @@ func TestBaresipWarmTransferThroughKamailio(t *testing.T) {
 // empty route set), none through the proxy.
 func TestBaresipWarmTransferProxyWithoutRecordRoute(t *testing.T) {
 	t.Parallel()
-	inK, outK, log, attorney, _ := warmThroughProxies(t, false)
+	inK, outK, log, attorney, _ := warmThroughProxies(t, false, false)
 	inID, outID := legCallIDs(t, inK, outK)
 
 	for _, r := range proxied(outK, outID) {
