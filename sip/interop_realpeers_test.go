@@ -260,6 +260,13 @@ func reinvitesTo(log *msgLog, dst string) []traceMsg {
 	return out
 }
 
+// okFor reports whether the peer answered re-INVITE m with 200.
+func okFor(log *msgLog, m traceMsg) bool {
+	return len(log.filter(func(r traceMsg) bool {
+		return !r.Outbound && r.Status == 200 && r.CallID == m.CallID && r.CSeqMethod == "INVITE" && r.CSeq == m.CSeq
+	})) > 0
+}
+
 // 3. A bridged call held by the caller for two minutes (RTPInactivity 10 s: the
 // timer must not run while held, RFC 3264 §8.4), then resumed with an offerless
 // re-INVITE: matterline's 200 offers sendrecv, the ACK answers (RFC 3261 §14.2,
@@ -303,8 +310,9 @@ func TestBridgedHoldTwoMinutesOfferlessResume(t *testing.T) {
 	if d := sdpDirection(hold.Body); d != "sendonly" {
 		t.Fatalf("hold re-INVITE says %q", d)
 	}
-	eventually(t, peerTimeout, "the hold reflected to the attorney", func() bool {
-		return len(reinvitesTo(log, attorney.Addr())) > 0
+	eventually(t, peerTimeout, "the hold reflected to the attorney and answered 200", func() bool {
+		rs := reinvitesTo(log, attorney.Addr())
+		return len(rs) > 0 && okFor(log, rs[0])
 	})
 	refl := reinvitesTo(log, attorney.Addr())[0]
 	if d := sdpDirection(refl.Body); d != "sendonly" && d != "inactive" {
@@ -325,9 +333,9 @@ func TestBridgedHoldTwoMinutesOfferlessResume(t *testing.T) {
 	if byes := log.filter(func(m traceMsg) bool { return m.Outbound && m.Method == "BYE" }); len(byes) > 0 {
 		t.Fatalf("matterline sent BYE while the call was held (RTPInactivity 10 s)\n%s", log.dump())
 	}
-	eventually(t, peerTimeout, "the resume reflected to the attorney", func() bool {
+	eventually(t, peerTimeout, "the resume reflected to the attorney and answered 200", func() bool {
 		rs := reinvitesTo(log, attorney.Addr())
-		return len(rs) >= 2 && sdpDirection(rs[len(rs)-1].Body) == "sendrecv"
+		return len(rs) >= 2 && sdpDirection(rs[len(rs)-1].Body) == "sendrecv" && okFor(log, rs[len(rs)-1])
 	})
 	if !strings.Contains(attorney.Output(), "got re-INVITE") {
 		t.Errorf("the attorney's baresip logged no re-INVITE\n%s", attorney.Output())
@@ -396,9 +404,9 @@ func TestBridgedAttorneyHoldResume(t *testing.T) {
 	if err := attorney.Hold(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, peerTimeout, "the hold reflected to the caller", func() bool {
+	eventually(t, peerTimeout, "the hold reflected to the caller and answered 200", func() bool {
 		rs := reinvitesTo(log, caller.Addr())
-		return len(rs) > 0 && sdpDirection(rs[0].Body) != "sendrecv"
+		return len(rs) > 0 && sdpDirection(rs[0].Body) != "sendrecv" && okFor(log, rs[0])
 	})
 	time.Sleep(15 * time.Second)
 	if byes := log.filter(func(m traceMsg) bool { return m.Method == "BYE" }); len(byes) > 0 {
@@ -407,9 +415,9 @@ func TestBridgedAttorneyHoldResume(t *testing.T) {
 	if err := attorney.Resume(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, peerTimeout, "the resume reflected to the caller", func() bool {
+	eventually(t, peerTimeout, "the resume reflected to the caller and answered 200", func() bool {
 		rs := reinvitesTo(log, caller.Addr())
-		return len(rs) >= 2 && sdpDirection(rs[len(rs)-1].Body) == "sendrecv"
+		return len(rs) >= 2 && sdpDirection(rs[len(rs)-1].Body) == "sendrecv" && okFor(log, rs[len(rs)-1])
 	})
 	waitHears(t, caller, "caller (after resume)", attorneyHz)
 	waitHears(t, attorney, "attorney (after resume)", callerHz)
