@@ -110,15 +110,16 @@ func (e *testEnv) leakCheck(t *testing.T, label string, baseline int) {
 
 // traceMsg is one traced message, parsed enough for the checks.
 type traceMsg struct {
-	interop.ProxiedRequest // Method (requests), CallID
-	At                     time.Time
-	Outbound               bool
-	Dst, Src               netip.AddrPort
-	Status                 int
-	CSeqMethod             string
-	CSeq                   int
-	ToTag                  string
-	Body                   string
+	At         time.Time
+	Outbound   bool // sent by matterline
+	Dst, Src   netip.AddrPort
+	Method     string // "" for a response
+	Status     int    // 0 for a request
+	CallID     string
+	CSeqMethod string
+	CSeq       int
+	ToTag      string
+	Body       string
 }
 
 // msgLog is a MessageTracer that keeps every message.
