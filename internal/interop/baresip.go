@@ -18,9 +18,9 @@ const (
 	DefaultToneHz      = 1000.0
 	// toneAmplitude is the tone's amplitude as a share of full scale (-10 dBFS).
 	toneAmplitude = 0.3
-	// toneSeconds is the length of the tone file; baresip 1.0.0's aufile reads
-	// it whole when a call starts and plays it once.
-	toneSeconds = 60
+	// DefaultToneSeconds is the default length of the tone file; baresip
+	// 1.0.0's aufile reads it whole when a call starts and plays it once.
+	DefaultToneSeconds = 60
 	// commandTimeout bounds the wait for baresip's answer to a command.
 	commandTimeout = 5 * time.Second
 )
@@ -32,6 +32,10 @@ type BaresipOptions struct {
 	User string
 	// ToneHz is the frequency of the tone it sends as its audio. Default 1000.
 	ToneHz float64
+	// ToneSeconds is the length of the tone: aufile plays it once per call,
+	// so a call that must carry the tone longer needs more. Default
+	// DefaultToneSeconds.
+	ToneSeconds int
 	// AutoAnswer answers incoming calls at once (answermode=auto).
 	AutoAnswer bool
 	// OutboundProxy sends every request through this proxy (the account's
@@ -55,6 +59,9 @@ func (o BaresipOptions) withDefaults() BaresipOptions {
 	}
 	if o.ToneHz <= 0 {
 		o.ToneHz = DefaultToneHz
+	}
+	if o.ToneSeconds <= 0 {
+		o.ToneSeconds = DefaultToneSeconds
 	}
 	if o.Transport == 0 {
 		o.Transport = TransportUDP
@@ -171,7 +178,7 @@ func startBaresip(t testing.TB, bin string, opts BaresipOptions) (*Baresip, erro
 // writeFiles writes the tone and baresip's configuration into b.dir.
 func (b *Baresip) writeFiles(fifo, ctrlAddr string) error {
 	tone := filepath.Join(b.dir, "tone.wav")
-	if err := WriteToneWAV(tone, b.opts.ToneHz, toneAmplitude, toneSeconds); err != nil {
+	if err := WriteToneWAV(tone, b.opts.ToneHz, toneAmplitude, b.opts.ToneSeconds); err != nil {
 		return err
 	}
 	files := map[string]string{
