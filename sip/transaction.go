@@ -17,18 +17,15 @@ const (
 	txInvite          // the outbound leg's INVITE
 	txReinvite        // our re-INVITE (hold reflection) in a dialog
 	txRefer           // a cold transfer's REFER
-	txBye             // BYE outside teardown
 )
 
 // clientTx is one of our client transactions as the call sees it: responses and
 // its end arrive as events (responseEvent, txDoneEvent) on the call's goroutine.
 type clientTx struct {
-	kind   txKind
-	leg    *outLeg // nil: the caller's dialog
-	req    *gosip.Request
-	tx     gosip.ClientTransaction
-	cancel context.CancelFunc
-	final  bool // a final response arrived
+	kind  txKind
+	leg   *outLeg // nil: the caller's dialog
+	tx    gosip.ClientTransaction
+	final bool // a final response arrived
 }
 
 // startTx sends req in a new client transaction and forwards its responses to
@@ -47,7 +44,7 @@ func (c *call) startTx(kind txKind, leg *outLeg, req *gosip.Request, timeout tim
 		cancel()
 		return nil, fmt.Errorf("%s: %w", req.Method, err)
 	}
-	ct := &clientTx{kind: kind, leg: leg, req: req, tx: tx, cancel: cancel}
+	ct := &clientTx{kind: kind, leg: leg, tx: tx}
 	// Responses go to whoever owns the dialog: the call, or the outbound leg's
 	// inbox (the call reads it while it owns the leg, a reaper afterwards).
 	post, stop := c.post, c.done
