@@ -231,8 +231,11 @@ func (c *call) whisperAndAccept(leg *outLeg, dec routing.Decision) bool {
 			if accept == "" {
 				continue
 			}
-			c.log.Info("callee pressed", "digit", string(d.Key), "source", d.Source)
-			return string(d.Key) == accept
+			accepted := string(d.Key) == accept
+			// Digits may be PINs: the digit itself only at debug.
+			c.log.Debug("callee pressed", "digit", string(d.Key))
+			c.log.Info("callee answered the whisper", "accepted", accepted, "source", d.Source)
+			return accepted
 		case <-timeout:
 			c.log.Info("no accept digit from the callee", "after", c.srv.cfg.AcceptTimeout)
 			return false

@@ -392,11 +392,14 @@ func (r *reqEvent) reply(s *Server, code int, phrase string, hdrs ...gosip.Heade
 	})
 }
 
-// replyErr answers the request with mapError's response for err.
+// replyErr answers the request with mapError's response for err (an ACK gets
+// none).
 func (r *reqEvent) replyErr(s *Server, err error) {
 	r.once.Do(func() {
 		r.replied = true
-		s.replyErr(r.tx, r.req, err)
+		if !r.req.IsAck() {
+			s.replyErr(r.tx, r.req, err)
+		}
 		close(r.released)
 	})
 }
@@ -515,6 +518,11 @@ func (c *call) handleCallerRequest(ev *reqEvent) {
 	req, in := ev.req, c.in
 	if c.ending() || in == nil || in.byeIn || in.dlg.ended {
 		ev.reply(c.srv, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	if !c.srv.trusted(req) && !in.dlg.fromPeer(sourceAddr(req)) {
+		c.log.Warn("in-dialog request from a stranger refused", "method", string(req.Method), "source", req.Source())
+		ev.replyErr(c.srv, ErrUntrusted)
 		return
 	}
 	if req.IsAck() {

@@ -36,6 +36,9 @@ type dialog struct {
 	// may be unreachable).
 	connDest  string
 	userAgent string
+	// peer is the address the dialog started with: the INVITE's source (caller's
+	// leg) or where our INVITE went (outbound leg).
+	peer netip.Addr
 	// ended: a 481 or 408 (or a transaction timeout) to one of our requests ended
 	// the dialog (§12.2.1.2), or a BYE went either way.
 	ended bool
@@ -54,6 +57,7 @@ func uasDialog(req *gosip.Request, localTag string) *dialog {
 		transport:  strings.ToUpper(req.Transport()),
 	}
 	d.remoteTag, _ = req.From().Params.Get("tag")
+	d.peer = sourceAddr(req)
 	d.routeSet = recordRoutes(req.GetHeaders("Record-Route"))
 	if ct := req.Contact(); ct != nil {
 		d.remoteTarget = *ct.Address.Clone()
@@ -284,6 +288,36 @@ func (d *dialog) contact() *gosip.ContactHeader {
 		h.Address.UriParams.Add("transport", "tcp")
 	}
 	return h
+}
+
+// fromPeer reports whether an in-dialog request came from the dialog's peer: the
+// address the dialog started with (the INVITE's source for the caller's leg,
+// the address our INVITE went to for an outbound leg), the first hop of the
+// route set, or the remote target's host. A request with the right Call-ID and
+// tags from anywhere else is a stranger's (a hijack attempt).
+func (d *dialog) fromPeer(src netip.Addr) bool {
+	if !src.IsValid() {
+		return false
+	}
+	if d.peer.IsValid() && d.peer == src {
+		return true
+	}
+	for _, u := range []*gosip.Uri{d.firstHop(), &d.remoteTarget} {
+		if u == nil {
+			continue
+		}
+		if a, err := netip.ParseAddr(strings.Trim(u.Host, "[]")); err == nil && a.Unmap() == src {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *dialog) firstHop() *gosip.Uri {
+	if len(d.routeSet) == 0 {
+		return nil
+	}
+	return &d.routeSet[0]
 }
 
 // endsDialog reports whether a response to one of our in-dialog requests ends the

@@ -161,3 +161,22 @@ func TestEndsDialog(t *testing.T) {
 		}
 	}
 }
+
+// fromPeer: the dialog's starting address, its first route hop and its remote
+// target's host are the peer; anything else is a stranger.
+func TestDialogFromPeer(t *testing.T) {
+	d := &dialog{peer: netip.MustParseAddr("10.0.0.5"),
+		routeSet:     []gosip.Uri{{Scheme: "sip", Host: "10.0.0.6"}},
+		remoteTarget: gosip.Uri{Scheme: "sip", User: "bob", Host: "192.168.1.2"}}
+	for addr, want := range map[string]bool{
+		"10.0.0.5": true, "10.0.0.6": true, "192.168.1.2": true,
+		"127.0.0.2": false, "10.0.0.7": false,
+	} {
+		if got := d.fromPeer(netip.MustParseAddr(addr)); got != want {
+			t.Errorf("fromPeer(%s) = %v, want %v", addr, got, want)
+		}
+	}
+	if d.fromPeer(netip.Addr{}) {
+		t.Error("an unknown source counts as the peer")
+	}
+}

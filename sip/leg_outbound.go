@@ -303,6 +303,9 @@ func (c *call) dialOut(dec routing.Decision) (*outLeg, error) {
 	if t.dest != "" {
 		req.SetDestination(t.dest) // the outbound proxy (RFC 3261 §8.1.2)
 	}
+	if ap, err := netip.ParseAddrPort(req.Destination()); err == nil {
+		leg.dlg.peer = ap.Addr().Unmap()
+	}
 	pai := gosip.Uri{Scheme: "sip", User: id.user, Host: advertise.String()}
 	req.AppendHeader(gosip.NewHeader("P-Asserted-Identity", "<"+pai.String()+">"))
 	if id.diversion != "" {
@@ -322,7 +325,8 @@ func (c *call) dialOut(dec routing.Decision) (*outLeg, error) {
 		leg.release()
 		return nil, fmt.Errorf("invite %s: %w", t.uri.String(), err)
 	}
-	leg.log.Info("outbound invite", "to", t.uri.String(), "via", t.dest, "from", id.user)
+	// The destination is a rule's (staff) number; the caller's number is masked.
+	leg.log.Info("outbound invite", "to", t.uri.String(), "via", t.dest, "from", maskNumber(id.user))
 	return leg, nil
 }
 
@@ -564,6 +568,11 @@ func (c *call) handleLegRequest(ev *reqEvent) {
 	l, req := ev.leg, ev.req
 	if l.gone || l.dlg.remoteTag == "" || !l.dlg.matches(req) {
 		ev.reply(c.srv, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	if !l.srv.trusted(req) && !l.dlg.fromPeer(sourceAddr(req)) {
+		l.log.Warn("in-dialog request from a stranger refused", "method", string(req.Method), "source", req.Source())
+		ev.replyErr(c.srv, ErrUntrusted)
 		return
 	}
 	if req.IsAck() {

@@ -55,11 +55,12 @@ func (c *call) menu() {
 			}
 			if !ok {
 				failures++
-				c.log.Info("menu input not mapped", "digit", string(d.Key), "source", d.Source, "failures", failures)
+				c.log.Debug("menu input not mapped", "digit", string(d.Key))
+				c.log.Info("menu input not mapped", "source", d.Source, "failures", failures)
 				next = []string{media.PromptInvalid, media.PromptGreeting}
 				break
 			}
-			c.log.Info("menu intent", "digit", string(d.Key), "source", d.Source, "intent", intent.String())
+			c.log.Info("menu intent", "source", d.Source, "intent", intent.String())
 			c.notifyIntent(intent, menuIntentSource(intent))
 			left, prompts := c.serveIntent(intent)
 			if left {

@@ -2,11 +2,13 @@ package sip
 
 import (
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/matterline/matterline/phone"
 	"github.com/matterline/matterline/routing"
 )
 
@@ -108,4 +110,75 @@ func TestEventIDMatches(t *testing.T) {
 			t.Errorf("eventIDMatches(%q, 7) = %v, want %v", params, got, want)
 		}
 	}
+}
+
+// In-dialog requests from a stranger (127.0.0.2: neither a trusted source nor
+// the dialog's peer) with a live call's Call-ID and both tags are refused with
+// 403: no hangup, no digit, no media move. The caller's own requests still work.
+func TestInDialogRequestsFromStrangerRefused(t *testing.T) {
+	attacker, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP("127.0.0.2")})
+	if err != nil {
+		t.Skipf("no 127.0.0.2 on this machine: %v", err)
+	}
+	defer attacker.Close()
+	cfg := defaultTestConfig()
+	cfg.TrustedSources = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	e := newEnv(t, cfg)
+	c, res := e.call(e.phone, phone.InviteOptions{})
+	if res.StatusCode != 200 {
+		t.Fatalf("invite: %d", res.StatusCode)
+	}
+	eventually(t, 5*time.Second, "in menu", func() bool {
+		l := e.srv.Registry().List()
+		return len(l) == 1 && l[0].State == StateInMenu
+	})
+	fromTag, _ := res.From().Params.Get("tag")
+	toTag, _ := res.To().Params.Get("tag")
+	srv, err := net.ResolveUDPAddr("udp", e.udp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	me := attacker.LocalAddr().String()
+	send := func(method, extra, body string) string {
+		t.Helper()
+		msg := method + " sip:matterline@" + e.udp + " SIP/2.0\r\n" +
+			"Via: SIP/2.0/UDP " + me + ";branch=z9hG4bK" + method + "evil\r\n" +
+			"From: " + res.From().Value() + "\r\n" +
+			"To: " + res.To().Value() + "\r\n" +
+			"Call-ID: " + c.CallID + "\r\n" +
+			"CSeq: 900 " + method + "\r\n" +
+			"Contact: <sip:evil@" + me + ">\r\n" + extra +
+			"Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
+		if _, err := attacker.WriteToUDP([]byte(msg), srv); err != nil {
+			t.Fatal(err)
+		}
+		_ = attacker.SetReadDeadline(time.Now().Add(3 * time.Second))
+		buf := make([]byte, 4096)
+		n, _, err := attacker.ReadFromUDP(buf)
+		if err != nil {
+			t.Fatalf("%s: no answer: %v", method, err)
+		}
+		return string(buf[:n])
+	}
+	if fromTag == "" || toTag == "" {
+		t.Fatal("no dialog tags")
+	}
+	evilSDP := "v=0\r\no=evil 1 2 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=sendrecv\r\n"
+	for _, r := range []struct{ method, extra, body string }{
+		{"INFO", "Content-Type: application/dtmf-relay\r\n", "Signal=1\r\nDuration=160\r\n"},
+		{"INVITE", "Content-Type: application/sdp\r\n", evilSDP},
+		{"BYE", "", ""},
+	} {
+		if got := send(r.method, r.extra, r.body); !strings.HasPrefix(got, "SIP/2.0 403") {
+			t.Errorf("%s from a stranger: %q, want 403", r.method, strings.SplitN(got, "\r\n", 2)[0])
+		}
+	}
+	l := e.srv.Registry().List()
+	if len(l) != 1 || l[0].State != StateInMenu || len(l[0].Intents) != 0 {
+		t.Fatalf("call after the attack: %+v", l)
+	}
+	if r, err := c.Bye(ctxT(t, 5*time.Second)); err != nil || r.StatusCode != 200 {
+		t.Fatalf("the caller's own BYE: %v %v", r, err)
+	}
+	e.waitIdle()
 }
