@@ -81,6 +81,8 @@ func NewServer(cfg Config, opts ...Option) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	// Everything logged from here on is bounded (logguard.go).
+	s.log = slog.New(newLogGuard(s.log.Handler()))
 	for _, l := range c.Listen {
 		if _, _, err := parseListen(l); err != nil {
 			return nil, err
