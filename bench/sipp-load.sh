@@ -16,6 +16,8 @@ cat > "$dir/m.yaml" <<YAML
 sip:
   listen: ["udp://127.0.0.1:$port"]
   max_calls: 1000
+  invite_rate: 1000
+  invite_burst: 1000
 http:
   listen: "127.0.0.1:0"
 store:

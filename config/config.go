@@ -51,6 +51,10 @@ type SIP struct {
 	ServiceNumber string `yaml:"service_number"`
 	// MaxCalls caps concurrent calls; INVITEs above it get 503.
 	MaxCalls int `yaml:"max_calls"`
+	// InviteRate is the new calls one source address may start per second; INVITEs over it get 503.
+	InviteRate int `yaml:"invite_rate"`
+	// InviteBurst is how many new calls one source may start at once.
+	InviteBurst int `yaml:"invite_burst"`
 	// SessionExpires is the RFC 4028 session interval offered and accepted.
 	SessionExpires Duration `yaml:"session_expires"`
 	// ReferURI is how numbers appear in Refer-To: "sip" (sip:NUMBER@proxy) or "tel".
@@ -186,6 +190,8 @@ func Default() Config {
 			Listen:         []string{"udp://0.0.0.0:5060", "tcp://0.0.0.0:5060"},
 			TrustedSources: []string{"127.0.0.1/32", "::1/128"},
 			MaxCalls:       100,
+			InviteRate:     20,
+			InviteBurst:    50,
 			SessionExpires: Duration(30 * time.Minute),
 			ReferURI:       "sip",
 			Mode:           "b2bua",

@@ -179,6 +179,12 @@ func (c *Config) Validate() error {
 	if c.SIP.MaxCalls < 1 {
 		return bad("sip.max_calls", "must be at least 1, got %d", c.SIP.MaxCalls)
 	}
+	if c.SIP.InviteRate < 1 {
+		return bad("sip.invite_rate", "must be at least 1 call per second, got %d", c.SIP.InviteRate)
+	}
+	if c.SIP.InviteBurst < 1 {
+		return bad("sip.invite_burst", "must be at least 1, got %d", c.SIP.InviteBurst)
+	}
 	if c.SIP.SessionExpires.D() != 0 && c.SIP.SessionExpires.D().Seconds() < 90 {
 		return bad("sip.session_expires", "must be at least 90s (RFC 4028 Min-SE)")
 	}

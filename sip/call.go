@@ -289,11 +289,14 @@ func (c *call) teardown() {
 	}
 	if in := c.in; in != nil && in.answered && !in.byeIn && !in.dlg.ended {
 		if !in.confirmed {
-			// No ACK: the dialog is confirmed for the BYE anyway (§15: a UAS may
-			// send BYE after the ACK or after the 2xx retransmissions time out).
+			// No ACK: the session still ends with BYE (RFC 3261 §13.3.1.4), but a
+			// caller that never ACKed rarely answers it: the call's slot is not
+			// held for the BYE's answer.
 			c.log.Debug("bye before the ack arrived")
-		}
-		if err := c.sendBye(in.dlg); err != nil {
+			bye := in.dlg.request(gosip.BYE)
+			in.dlg.ended = true
+			c.srv.goTracked(func() { _, _ = c.srv.roundTrip(bye, byeTimeout) })
+		} else if err := c.sendBye(in.dlg); err != nil {
 			c.log.Warn("bye failed", "error", err)
 		}
 	}

@@ -80,6 +80,12 @@ type Config struct {
 	// OutboundAuth answers 401/407 challenges to outbound INVITEs
 	// (sip.outbound_auth).
 	OutboundAuth DigestCredentials
+	// InviteRate and InviteBurst bound the new calls one source address may
+	// start (per second, and at once), trusted sources included: a PBX gone
+	// wrong or a compromised one cannot fill MaxCalls (sip.invite_rate,
+	// sip.invite_burst). Defaults 20 and 50.
+	InviteRate  float64
+	InviteBurst int
 }
 
 // DigestCredentials answer a digest challenge (RFC 3261 §22.2-§22.3). With Realm
@@ -93,6 +99,11 @@ type DigestCredentials struct {
 
 // Defaults of Config.
 const (
+	DefaultInviteRate  = 20
+	DefaultInviteBurst = 50
+	// unackedGrace is how long an answered call may wait for its ACK before it
+	// is ended to make room when MaxCalls is reached (instead of 64*T1).
+	unackedGrace          = 4 * time.Second
 	DefaultMaxCalls       = 100
 	DefaultRTPInactivity  = 30 * time.Second
 	DefaultAnswerWait     = 500 * time.Millisecond
@@ -106,6 +117,12 @@ const (
 
 func (c Config) withDefaults() (Config, error) {
 	out := c
+	if out.InviteRate <= 0 {
+		out.InviteRate = DefaultInviteRate
+	}
+	if out.InviteBurst <= 0 {
+		out.InviteBurst = DefaultInviteBurst
+	}
 	if len(out.Listen) == 0 {
 		out.Listen = []string{"udp://0.0.0.0:5060", "tcp://0.0.0.0:5060"}
 	}

@@ -17,6 +17,7 @@ import (
 var (
 	ErrUntrusted        = errors.New("sip: request from an untrusted source")
 	ErrOverCapacity     = errors.New("sip: concurrent call limit reached")
+	ErrRateLimited      = errors.New("sip: too many new calls from this source")
 	ErrDraining         = errors.New("sip: server is draining")
 	ErrClosed           = errors.New("sip: server closed")
 	ErrNoSDP            = errors.New("sip: invite without sdp offer")
@@ -105,7 +106,7 @@ func mapError(err error) sipStatus {
 		return sipStatus{Code: 200, Phrase: "OK"}
 	case errors.Is(err, ErrUntrusted):
 		return sipStatus{Code: 403, Phrase: "Forbidden", End: EndRejected}
-	case errors.Is(err, ErrOverCapacity):
+	case errors.Is(err, ErrOverCapacity), errors.Is(err, ErrRateLimited):
 		return sipStatus{Code: 503, Phrase: "Service Unavailable", End: EndRejected}
 	case errors.Is(err, ErrDraining), errors.Is(err, ErrClosed):
 		return sipStatus{Code: 503, Phrase: "Service Unavailable", End: EndRejected}

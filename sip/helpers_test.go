@@ -243,6 +243,10 @@ func defaultTestConfig() Config {
 		Listen:      []string{"udp://127.0.0.1:0", "tcp://127.0.0.1:0"},
 		MenuTimeout: 5 * time.Second,
 		AnswerWait:  200 * time.Millisecond,
+		// Tests place calls back to back from one address; the per-source call
+		// rate has tests of its own.
+		InviteRate:  1000,
+		InviteBurst: 1000,
 	}
 }
 

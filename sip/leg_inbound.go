@@ -30,14 +30,21 @@ func (s *Server) onInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 	}
 	st, interval, err := s.admitInvite(req)
 	if err != nil {
-		if errors.Is(err, ErrUntrusted) {
+		switch {
+		case errors.Is(err, ErrUntrusted):
 			s.log.Warn("invite from untrusted source rejected", "source", req.Source())
+		case errors.Is(err, ErrRateLimited):
+			s.log.Warn("invite over the source's call rate rejected", "source", req.Source())
 		}
 		s.replyErr(tx, req, err)
 		return
 	}
 	c := s.newCall(req, tx, st.supported, interval)
-	if err := s.reg.reserve(c, s.cfg.MaxCalls); err != nil {
+	err = s.reg.reserve(c, s.cfg.MaxCalls)
+	if errors.Is(err, ErrOverCapacity) && s.evictUnacked() {
+		err = s.reg.reserve(c, s.cfg.MaxCalls)
+	}
+	if err != nil {
 		c.log.Warn("invite rejected", "error", err, "calls", s.reg.Count())
 		s.replyErr(tx, req, err)
 		return
@@ -63,6 +70,38 @@ func (s *Server) onInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 	}
 }
 
+// evictUnacked makes room at MaxCalls: calls answered longer than unackedGrace
+// ago whose ACK never came (a flood of INVITEs that never ACK holds a slot for
+// 64*T1 otherwise) are ended, and it waits (at most 500 ms) until one is gone.
+// It reports whether one was.
+func (s *Server) evictUnacked() bool {
+	now := s.now()
+	var victims []*call
+	for _, c := range s.reg.all() {
+		c.mu.Lock()
+		stale := c.state == StateAnswered && now.Sub(c.answered) > unackedGrace
+		c.mu.Unlock()
+		if stale {
+			victims = append(victims, c)
+		}
+	}
+	if len(victims) == 0 {
+		return false
+	}
+	s.log.Warn("at the call limit: ending calls whose ACK never came", "calls", len(victims))
+	for _, c := range victims {
+		s.goTracked(func() { c.post(hangupEvent{reason: EndNoAck}) })
+	}
+	deadline := time.Now().Add(500 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		if s.reg.Count() < s.cfg.MaxCalls {
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return false
+}
+
 // admitInvite checks a new INVITE before anything is set up: trusted source
 // (403), required headers (400), draining (503), Require options (420) and the
 // RFC 4028 session interval (422). It returns the session timer request and the
@@ -76,6 +115,9 @@ func (s *Server) admitInvite(req *gosip.Request) (sessionTimerReq, time.Duration
 	}
 	if s.draining.Load() {
 		return sessionTimerReq{}, 0, ErrDraining
+	}
+	if ok, _ := s.invites.allow(sourceAddr(req).String(), s.now()); !ok {
+		return sessionTimerReq{}, 0, ErrRateLimited
 	}
 	if opts := unsupportedRequire(headerValues(req, "Require")); len(opts) > 0 {
 		return sessionTimerReq{}, 0, &BadExtensionError{Options: opts}

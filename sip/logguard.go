@@ -27,12 +27,12 @@ const (
 // and rate-limits warnings and errors per message text.
 type guardHandler struct {
 	next slog.Handler
-	lim  *logLimiter
+	lim  *rateTable
 }
 
 // newLogGuard wraps h.
 func newLogGuard(h slog.Handler) slog.Handler {
-	return &guardHandler{next: h, lim: &logLimiter{buckets: map[string]*logBucket{}}}
+	return &guardHandler{next: h, lim: newRateTable(logRate, logBurst)}
 }
 
 func (g *guardHandler) Enabled(ctx context.Context, l slog.Level) bool {
@@ -110,10 +110,17 @@ func truncate(s string) string {
 	return fmt.Sprintf("%s…(%d bytes)", s[:maxLogValue], len(s))
 }
 
-// logLimiter is a token bucket per message text.
-type logLimiter struct {
-	mu      sync.Mutex
-	buckets map[string]*logBucket
+// rateTable is a token bucket per key (a log message text, a source address):
+// rate tokens a second, at most burst. Safe for concurrent use; its size is
+// bounded by maxLogKeys (the oldest state is dropped wholesale beyond it).
+type rateTable struct {
+	rate, burst float64
+	mu          sync.Mutex
+	buckets     map[string]*logBucket
+}
+
+func newRateTable(rate, burst float64) *rateTable {
+	return &rateTable{rate: rate, burst: burst, buckets: map[string]*logBucket{}}
 }
 
 type logBucket struct {
@@ -122,23 +129,23 @@ type logBucket struct {
 	suppressed int
 }
 
-// allow reports whether a record with message msg may go out at t, and how many
-// of its kind were dropped since the last one that went out.
-func (l *logLimiter) allow(msg string, t time.Time) (bool, int) {
+// allow reports whether an event for key may pass at t, and how many for key
+// were refused since the last one that passed.
+func (l *rateTable) allow(key string, t time.Time) (bool, int) {
 	if t.IsZero() {
 		t = time.Now()
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b := l.buckets[msg]
+	b := l.buckets[key]
 	if b == nil {
 		if len(l.buckets) >= maxLogKeys {
 			clear(l.buckets)
 		}
-		b = &logBucket{tokens: logBurst, last: t}
-		l.buckets[msg] = b
+		b = &logBucket{tokens: l.burst, last: t}
+		l.buckets[key] = b
 	}
-	b.tokens = min(logBurst, b.tokens+t.Sub(b.last).Seconds()*logRate)
+	b.tokens = min(l.burst, b.tokens+t.Sub(b.last).Seconds()*l.rate)
 	b.last = t
 	if b.tokens < 1 {
 		b.suppressed++

@@ -28,7 +28,7 @@ func TestLogGuardTruncatesAndHidesRawMessages(t *testing.T) {
 }
 
 func TestLogGuardRateLimitsWarnings(t *testing.T) {
-	l := &logLimiter{buckets: map[string]*logBucket{}}
+	l := newRateTable(logRate, logBurst)
 	start := time.Unix(1000, 0)
 	sent, reported := 0, 0
 	for i := 0; i < 1000; i++ { // 1000 in one second

@@ -182,3 +182,111 @@ func TestInDialogRequestsFromStrangerRefused(t *testing.T) {
 	}
 	e.waitIdle()
 }
+
+// floodInvites sends n INVITEs with distinct Call-IDs from conn that never ACK,
+// and counts the 200s and 503s that come back within wait.
+func floodInvites(t *testing.T, conn *net.UDPConn, target string, n int, wait time.Duration) (ok, busy int) {
+	t.Helper()
+	srv, err := net.ResolveUDPAddr("udp", target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	me := conn.LocalAddr().String()
+	sdp := "v=0\r\no=f 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\n"
+	for i := 0; i < n; i++ {
+		id := "flood-" + strconv.Itoa(i)
+		inv := "INVITE sip:100@" + target + " SIP/2.0\r\nVia: SIP/2.0/UDP " + me + ";branch=z9hG4bK" + id + "\r\n" +
+			"From: <sip:+12175550199@pbx>;tag=" + id + "\r\nTo: <sip:100@x>\r\nCall-ID: " + id + "\r\n" +
+			"CSeq: 1 INVITE\r\nContact: <sip:flood@" + me + ">\r\nContent-Type: application/sdp\r\n" +
+			"Content-Length: " + strconv.Itoa(len(sdp)) + "\r\n\r\n" + sdp
+		if _, err := conn.WriteToUDP([]byte(inv), srv); err != nil {
+			t.Fatal(err)
+		}
+	}
+	buf := make([]byte, 8192)
+	seen := map[string]bool{}
+	deadline := time.Now().Add(wait)
+	for time.Now().Before(deadline) {
+		_ = conn.SetReadDeadline(deadline)
+		m, _, err := conn.ReadFromUDP(buf)
+		if err != nil {
+			break
+		}
+		msg := string(buf[:m])
+		status, _, _ := strings.Cut(msg, "\r\n")
+		_, rest, _ := strings.Cut(msg, "Call-ID: ")
+		id, _, _ := strings.Cut(rest, "\r\n")
+		if seen[id] {
+			continue // a retransmitted 200
+		}
+		switch {
+		case strings.HasPrefix(status, "SIP/2.0 200"):
+			seen[id] = true
+			ok++
+		case strings.HasPrefix(status, "SIP/2.0 503"):
+			seen[id] = true
+			busy++
+		}
+	}
+	return ok, busy
+}
+
+// 500 INVITEs that never ACK from one trusted source (127.0.0.2) at once: the
+// source's call rate admits a burst only, the rest get 503, and a caller from
+// another address is still answered at once.
+func TestInviteFloodFromTrustedSourceLimited(t *testing.T) {
+	flood, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP("127.0.0.2")})
+	if err != nil {
+		t.Skipf("no 127.0.0.2 on this machine: %v", err)
+	}
+	defer flood.Close()
+	cfg := defaultTestConfig()
+	cfg.MaxCalls = 40
+	cfg.InviteRate, cfg.InviteBurst = 5, 10
+	e := newEnv(t, cfg)
+	ok, busy := floodInvites(t, flood, e.udp, 500, 2*time.Second)
+	if ok > 10+5*3 || busy == 0 {
+		t.Errorf("flood: %d answered, %d refused with 503; want at most %d answered, the rest refused", ok, busy, 10+5*3)
+	}
+	start := time.Now()
+	_, res := e.call(e.phone, phone.InviteOptions{})
+	if res.StatusCode != 200 {
+		t.Fatalf("a legit caller got %d during the flood", res.StatusCode)
+	}
+	t.Logf("flood: %d answered, %d refused; legit call answered in %s", ok, busy, time.Since(start).Round(time.Millisecond))
+	e.srv.HangupAll(ctxT(t, 10*time.Second))
+	e.waitIdle()
+}
+
+// When the INVITEs that never ACK do fill MaxCalls (a generous call rate), a new
+// caller ends the oldest unacknowledged ones after unackedGrace instead of
+// waiting 64*T1 for their slots.
+func TestUnackedCallsMakeRoomAtTheLimit(t *testing.T) {
+	flood, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP("127.0.0.2")})
+	if err != nil {
+		t.Skipf("no 127.0.0.2 on this machine: %v", err)
+	}
+	defer flood.Close()
+	cfg := defaultTestConfig()
+	cfg.MaxCalls = 5
+	cfg.InviteRate, cfg.InviteBurst = 1000, 1000
+	e := newEnv(t, cfg)
+	if ok, _ := floodInvites(t, flood, e.udp, 5, 2*time.Second); ok != 5 {
+		t.Fatalf("%d of 5 answered", ok)
+	}
+	_, res := e.call(e.phone, phone.InviteOptions{})
+	if res.StatusCode != 503 {
+		t.Fatalf("at the limit before the grace: %d, want 503", res.StatusCode)
+	}
+	time.Sleep(unackedGrace + 500*time.Millisecond)
+	start := time.Now()
+	_, res = e.call(e.phone, phone.InviteOptions{})
+	if res.StatusCode != 200 {
+		t.Fatalf("after the grace: %d, want 200 (unacknowledged calls ended)", res.StatusCode)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("answered after %s", d)
+	}
+	e.srv.HangupAll(ctxT(t, 10*time.Second))
+	e.waitIdle()
+}

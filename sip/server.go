@@ -49,6 +49,7 @@ type Server struct {
 	draining atomic.Bool
 	wg       sync.WaitGroup // call goroutines, leg reapers and listener loops
 	closing  chan struct{}  // closed when Close starts
+	invites  *rateTable     // new calls per source address
 	// background counts the goroutines calls start beside their own (playback,
 	// retransmissions, transaction readers, the lookup); tests check it drains.
 	background atomic.Int64
@@ -74,7 +75,8 @@ func NewServer(cfg Config, opts ...Option) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: c, reg: newRegistry(), now: time.Now, ackWait: defaultAckWait, closing: make(chan struct{})}
+	s := &Server{cfg: c, reg: newRegistry(), now: time.Now, ackWait: defaultAckWait, closing: make(chan struct{}),
+		invites: newRateTable(c.InviteRate, float64(c.InviteBurst))}
 	for _, o := range opts {
 		o(s)
 	}

@@ -196,6 +196,8 @@ func sipConfig(cfg *config.Config) (sip.Config, error) {
 		ExternalIP:       ext,
 		TrustedSources:   trusted,
 		MaxCalls:         cfg.SIP.MaxCalls,
+		InviteRate:       float64(cfg.SIP.InviteRate),
+		InviteBurst:      cfg.SIP.InviteBurst,
 		RTPInactivity:    cfg.Media.RTPTimeout.D(),
 		AnswerWait:       cfg.Clio.AnswerWait.D(),
 		LookupTimeout:    cfg.Clio.LookupTimeout.D(),
