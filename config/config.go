@@ -85,8 +85,18 @@ type Media struct {
 // HTTP is the control and admin API.
 type HTTP struct {
 	Listen string `yaml:"listen"`
-	// Token is the bearer token for /v1 routes; env MATTERLINE_HTTP_TOKEN.
+	// Token is the admin bearer token (every route); env MATTERLINE_HTTP_TOKEN.
 	Token string `yaml:"token"`
+	// AgentToken is the voice agent's bearer token: read calls, follow events,
+	// request transfers to existing rules; env MATTERLINE_HTTP_AGENT_TOKEN.
+	AgentToken string `yaml:"agent_token"`
+	// AllowedHosts are Host header names (NAME or NAME:PORT) accepted besides
+	// loopback names and the listen address; others get 421 (DNS rebinding).
+	AllowedHosts []string `yaml:"allowed_hosts"`
+	// LoopbackOpen lets loopback clients use every route but pprof without a
+	// token, state-changing ones included. Off by default; the listen address
+	// must be loopback.
+	LoopbackOpen bool `yaml:"loopback_open"`
 }
 
 // Store is the SQLite database.
@@ -289,6 +299,7 @@ func (c *Config) applyEnv(getenv func(string) string) {
 	set(&c.Clio.ClientID, "MATTERLINE_CLIO_CLIENT_ID")
 	set(&c.Clio.ClientSecret, "MATTERLINE_CLIO_CLIENT_SECRET")
 	set(&c.HTTP.Token, "MATTERLINE_HTTP_TOKEN")
+	set(&c.HTTP.AgentToken, "MATTERLINE_HTTP_AGENT_TOKEN")
 	set(&c.HEP.Password, "MATTERLINE_HEP_PASSWORD")
 	set(&c.SIP.OutboundAuth.Password, "MATTERLINE_SIP_PASSWORD")
 }

@@ -90,6 +90,12 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"transfer:\n  fallback: pray\n", "transfer.fallback"},
 		{"sip:\n  outbound_proxy: \"sip:a b\"\n", "sip.outbound_proxy"},
 		{"::: not yaml", "config"},
+		{"http:\n  token: same-token-0123456789\n  agent_token: same-token-0123456789\n", "http.agent_token: must differ"},
+		{"http:\n  allowed_hosts: [\"https://matterline.firm.example\"]\n", "http.allowed_hosts"},
+		{"http:\n  allowed_hosts: [\"*.firm.example\"]\n", "http.allowed_hosts"},
+		{"http:\n  allowed_hosts: [\"\"]\n", "http.allowed_hosts"},
+		{"http:\n  allowed_hosts: [\"a.example:99999\"]\n", "http.allowed_hosts"},
+		{"http:\n  listen: 0.0.0.0:8080\n  loopback_open: true\n", "http.loopback_open"},
 	}
 	for _, tc := range cases {
 		c := Default()
@@ -139,5 +145,24 @@ func TestAllKeysHasDesignKeys(t *testing.T) {
 		if !have[k] {
 			t.Errorf("DESIGN.md key %s missing", k)
 		}
+	}
+}
+
+func TestHTTPSecurityKeys(t *testing.T) {
+	t.Setenv("MATTERLINE_HTTP_AGENT_TOKEN", "agent-from-env-0123456789")
+	path := filepath.Join(t.TempDir(), "m.yaml")
+	yaml := "http:\n  allowed_hosts: [\"matterline.firm.example\", \"10.0.0.5:8080\", \"[fd00::5]:8080\"]\n  loopback_open: true\n"
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTP.AgentToken != "agent-from-env-0123456789" || !c.HTTP.LoopbackOpen || len(c.HTTP.AllowedHosts) != 3 {
+		t.Fatalf("%+v", c.HTTP)
+	}
+	if d := Default(); d.HTTP.LoopbackOpen || d.HTTP.AgentToken != "" || len(d.HTTP.AllowedHosts) != 0 {
+		t.Fatalf("defaults: %+v", d.HTTP)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -214,6 +215,9 @@ func (c *Config) Validate() error {
 			return bad("http.listen", "want IP:PORT, got %q", c.HTTP.Listen)
 		}
 	}
+	if err := c.HTTP.validate(); err != nil {
+		return err
+	}
 	if c.Store.Path == "" {
 		return bad("store.path", "must not be empty")
 	}
@@ -346,4 +350,35 @@ func ParseListen(s string) (network string, addr netip.AddrPort, err error) {
 		return "", netip.AddrPort{}, fmt.Errorf("%q: want udp://HOST:PORT or tcp://HOST:PORT", s)
 	}
 	return network, addr, nil
+}
+
+// validate checks the tokens, the Host allow-list and the loopback opt-in.
+func (h HTTP) validate() error {
+	bad := func(key, format string, args ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrInvalid, key, fmt.Sprintf(format, args...))
+	}
+	if h.AgentToken != "" && h.AgentToken == h.Token {
+		return bad("http.agent_token", "must differ from http.token (the agent token has fewer rights)")
+	}
+	for _, name := range h.AllowedHosts {
+		host := name
+		if hp, err := netip.ParseAddrPort(name); err == nil {
+			host = hp.Addr().String()
+		} else if hn, port, err := net.SplitHostPort(name); err == nil {
+			if n, perr := strconv.Atoi(port); perr != nil || n < 1 || n > 65535 {
+				return bad("http.allowed_hosts", "%q: bad port", name)
+			}
+			host = hn
+		}
+		if host == "" || strings.ContainsAny(host, "/@*? \t") || strings.Contains(host, "://") {
+			return bad("http.allowed_hosts", "want NAME or NAME:PORT as in a Host header, got %q", name)
+		}
+	}
+	if h.LoopbackOpen && h.Listen != "" {
+		ap, err := netip.ParseAddrPort(h.Listen)
+		if err == nil && !ap.Addr().Unmap().IsLoopback() {
+			return bad("http.loopback_open", "only allowed when http.listen is a loopback address, not %s", h.Listen)
+		}
+	}
+	return nil
 }

@@ -1,20 +1,44 @@
 // Package httpapi is matterline's HTTP control and admin API: health and
 // metrics for operators, the live calls an external voice agent reads and
 // transfers, the transfer rules admins edit, call records, messages, a
-// server-sent event stream of call events and the run-time SIP trace switch.
+// server-sent event stream of call events, the run-time SIP trace switch,
+// pprof, and the Clio connect pages.
 //
-// Routes use net/http's method and wildcard patterns (Go 1.22). Every /v1 route
-// requires "Authorization: Bearer TOKEN" when Options.Token is set (RFC 6750
-// §2.1; failures answer 401 with a WWW-Authenticate challenge, §3); /healthz and
-// /metrics stay open for probes and scrapers. CheckListen refuses to serve
-// beyond loopback without a token. Unsafe cross-origin browser requests are
-// refused (net/http.CrossOriginProtection) so a web page cannot drive a
-// loopback API that has no token.
+// Routes use net/http's method and wildcard patterns (Go 1.22). Every request
+// passes three gates, in this order:
+//
+//  1. Host (DNS rebinding): the Host header must be a loopback name or address
+//     (localhost, 127.0.0.0/8, [::1]) with the port the request arrived on, the
+//     address the request arrived on, or a name in Options.AllowedHosts; any
+//     other answers 421 misdirected_request before authentication, so a web
+//     page that rebinds its own name to 127.0.0.1 never reaches a route.
+//  2. Token and scope (RFC 6750 §2.1 "Authorization: Bearer TOKEN"): the admin
+//     token (Options.Token) may use every route; the agent token
+//     (Options.AgentToken) may read calls (GET /v1/calls, GET /v1/calls/{id}),
+//     follow GET /v1/events and POST /v1/calls/{id}/transfer with an intent,
+//     a rule intent only when the rule exists. No or a wrong token answers 401
+//     with a WWW-Authenticate challenge (§3, error="invalid_token" for a wrong
+//     one); a valid token of too small a scope 403 (insufficient_scope).
+//     Tokens are compared in constant time. Without a token, a loopback client
+//     may use /metrics always, and read-only routes only when no token is
+//     configured at all; state-changing routes (POST, PUT, DELETE, the Clio
+//     connect start page) never open without a token unless
+//     Options.LoopbackOpen is set, which treats loopback clients as admin.
+//     /debug/pprof/ needs the admin token itself, always. /healthz is open.
+//  3. Unsafe cross-origin browser requests are refused
+//     (net/http.CrossOriginProtection).
+//
+// CheckListen refuses to serve beyond loopback without a token. The Clio
+// connect pages: GET /oauth/clio/start needs the admin token (header, or
+// ?token= for a browser) and issues a one-time state; GET
+// /oauth/clio/callback carries no token (Clio's redirect cannot) and the
+// Options.ClioConnect handler accepts only a state that start issued.
 //
 // Errors are JSON objects {"error": CODE, "message": TEXT} where CODE is stable
-// (unauthorized, forbidden, not_found, method_not_allowed, bad_request,
-// conflict, unprocessable, too_large, not_implemented, internal); request bodies
-// are capped (Options.MaxBodyBytes, 413 too_large beyond it).
+// (unauthorized, forbidden, misdirected_request, not_found,
+// method_not_allowed, bad_request, conflict, unprocessable, too_large,
+// not_implemented, internal); request bodies are capped (Options.MaxBodyBytes,
+// 413 too_large beyond it).
 //
 // GET /v1/events streams events.Event values as server-sent events (WHATWG HTML
 // Living Standard, "Server-sent events"): "id:" is the event sequence number,
@@ -31,6 +55,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -183,8 +208,20 @@ const (
 // Options configures New. Zero values mean defaults; a nil interface makes its
 // routes answer 501 not_implemented (nil Health: always ready).
 type Options struct {
-	// Token, when set, is required as a bearer token on every /v1 route.
+	// Token is the admin bearer token: every route.
 	Token string
+	// AgentToken is the voice agent's bearer token: read calls, follow
+	// events, request transfers (to existing rules only, never a destination).
+	AgentToken string
+	// AllowedHosts are Host header names ("name" for any port, "name:port")
+	// accepted besides loopback names and the address a request arrived on.
+	AllowedHosts []string
+	// Listen is http.listen, the address matched against Host when a request
+	// carries no local address (handlers called directly, as in tests).
+	Listen string
+	// LoopbackOpen lets loopback clients (with a loopback Host) use every
+	// route but pprof without a token. Dangerous; off by default.
+	LoopbackOpen bool
 
 	Calls    Calls
 	Rules    Rules
@@ -196,9 +233,10 @@ type Options struct {
 
 	// Metrics serves GET /metrics (for example metrics.Metrics.Handler()).
 	Metrics http.Handler
-	// Extra serves every path no API route matches outside /v1 (for example
-	// the Clio OAuth connect and callback pages). It is not behind the token.
-	Extra http.Handler
+	// ClioConnect serves GET /oauth/clio/start (behind the admin token) and
+	// GET /oauth/clio/callback (no token: it must accept only a state that
+	// start issued, once).
+	ClioConnect http.Handler
 
 	// Logger receives internal errors (default slog.Default()).
 	Logger *slog.Logger
@@ -214,6 +252,9 @@ type Options struct {
 type Server struct {
 	opts    Options
 	handler http.Handler
+
+	admin, agent tokenHash
+	allowed      []hostName
 
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -233,8 +274,9 @@ func New(opts Options) *Server {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Server{opts: opts, closing: make(chan struct{})}
-	s.handler = s.routes()
+	s := &Server{opts: opts, closing: make(chan struct{}), admin: hashToken(opts.Token),
+		agent: hashToken(opts.AgentToken), allowed: parseAllowedHosts(opts.AllowedHosts)}
+	s.handler = s.hostGuard(s.routes())
 	return s
 }
 
@@ -246,39 +288,62 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 // working. It is idempotent.
 func (s *Server) Close() { s.closeOnce.Do(func() { close(s.closing) }) }
 
-// route is one path with its handlers by method.
+// Paths of the Clio connect pages (the same as package clio's StartPath and
+// CallbackPath).
+const (
+	ClioStartPath    = "/oauth/clio/start"
+	ClioCallbackPath = "/oauth/clio/callback"
+)
+
+// endpoint is one method of a route with what it requires.
+type endpoint struct {
+	h      http.Handler
+	access access
+}
+
+// route is one path with its endpoints by method.
 type route struct {
 	path    string
-	v1      bool
-	methods map[string]http.HandlerFunc
+	methods map[string]endpoint
 }
 
 func (s *Server) routes() http.Handler {
+	open := func(h http.HandlerFunc) endpoint { return endpoint{h, accessOpen} }
+	local := func(h http.HandlerFunc) endpoint { return endpoint{h, accessLocal} }
+	agent := func(h http.HandlerFunc) endpoint { return endpoint{h, accessAgent} }
+	admin := func(h http.HandlerFunc) endpoint { return endpoint{h, accessAdmin} }
 	table := []route{
-		{"/healthz", false, map[string]http.HandlerFunc{"GET": s.healthz}},
-		{"/metrics", false, map[string]http.HandlerFunc{"GET": s.metrics}},
-		{"/v1/calls", true, map[string]http.HandlerFunc{"GET": s.listCalls}},
-		{"/v1/calls/{id}", true, map[string]http.HandlerFunc{"GET": s.getCall}},
-		{"/v1/calls/{id}/transfer", true, map[string]http.HandlerFunc{"POST": s.transfer}},
-		{"/v1/calls/{id}/hangup", true, map[string]http.HandlerFunc{"POST": s.hangup}},
-		{"/v1/rules", true, map[string]http.HandlerFunc{"GET": s.listRules, "POST": s.createRule}},
-		{"/v1/rules/{name}", true, map[string]http.HandlerFunc{"GET": s.getRule, "PUT": s.putRule, "DELETE": s.deleteRule}},
-		{"/v1/cdr", true, map[string]http.HandlerFunc{"GET": s.listCDR}},
-		{"/v1/messages", true, map[string]http.HandlerFunc{"GET": s.listMessages}},
-		{"/v1/events", true, map[string]http.HandlerFunc{"GET": s.events}},
-		{"/v1/debug/siptrace", true, map[string]http.HandlerFunc{"GET": s.getSIPTrace, "POST": s.setSIPTrace}},
+		{"/healthz", map[string]endpoint{"GET": open(s.healthz)}},
+		{"/metrics", map[string]endpoint{"GET": local(s.metrics)}},
+		{"/v1/calls", map[string]endpoint{"GET": agent(s.listCalls)}},
+		{"/v1/calls/{id}", map[string]endpoint{"GET": agent(s.getCall)}},
+		{"/v1/calls/{id}/transfer", map[string]endpoint{"POST": agent(s.transfer)}},
+		{"/v1/calls/{id}/hangup", map[string]endpoint{"POST": admin(s.hangup)}},
+		{"/v1/rules", map[string]endpoint{"GET": admin(s.listRules), "POST": admin(s.createRule)}},
+		{"/v1/rules/{name}", map[string]endpoint{"GET": admin(s.getRule), "PUT": admin(s.putRule), "DELETE": admin(s.deleteRule)}},
+		{"/v1/cdr", map[string]endpoint{"GET": admin(s.listCDR)}},
+		{"/v1/messages", map[string]endpoint{"GET": admin(s.listMessages)}},
+		{"/v1/events", map[string]endpoint{"GET": agent(s.events)}},
+		{"/v1/debug/siptrace", map[string]endpoint{"GET": admin(s.getSIPTrace), "POST": admin(s.setSIPTrace)}},
+		{ClioCallbackPath, map[string]endpoint{"GET": open(s.clioConnect)}},
 	}
 	csrf := http.NewCrossOriginProtection()
 	csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "forbidden", "cross-origin request refused")
 	}))
-	protect := func(h http.Handler) http.Handler { return s.authenticate(csrf.Handler(h)) }
+	guarded := func(g guard, h http.Handler) http.Handler {
+		if g.access == accessOpen {
+			return h
+		}
+		return s.protect(g, csrf.Handler(h))
+	}
 
 	mux := http.NewServeMux()
 	for _, rt := range table {
 		var allow []string
+		least := accessDebug
 		for _, m := range []string{"GET", "POST", "PUT", "DELETE"} {
-			h, ok := rt.methods[m]
+			ep, ok := rt.methods[m]
 			if !ok {
 				continue
 			}
@@ -286,26 +351,43 @@ func (s *Server) routes() http.Handler {
 			if m == "GET" {
 				allow = append(allow, "HEAD")
 			}
-			var handler http.Handler = h
-			if rt.v1 {
-				handler = protect(h)
-			}
-			mux.Handle(m+" "+rt.path, handler)
+			least = min(least, ep.access)
+			mux.Handle(m+" "+rt.path, guarded(guard{access: ep.access, readOnly: m == "GET"}, ep.h))
 		}
 		// The same path without a method catches the other methods: a JSON 405
-		// instead of the mux's plain-text one.
-		var notAllowed http.Handler = methodNotAllowed(allow)
-		if rt.v1 {
-			notAllowed = protect(notAllowed)
-		}
-		mux.Handle(rt.path, notAllowed)
+		// instead of the mux's plain-text one, behind the route's least guard
+		// (read-only: it changes nothing).
+		mux.Handle(rt.path, guarded(guard{access: least, readOnly: true}, methodNotAllowed(allow)))
 	}
-	mux.Handle("/v1/", protect(http.HandlerFunc(notFound)))
-	if s.opts.Extra != nil {
-		mux.Handle("/", s.opts.Extra)
-	} else {
-		mux.HandleFunc("/", notFound)
+	// Starting the Clio connection changes which Clio account matterline
+	// reads: admin only. It is a GET a browser opens, so the token may also
+	// come as ?token=.
+	mux.Handle("GET "+ClioStartPath, guarded(guard{access: accessAdmin, queryToken: true}, http.HandlerFunc(s.clioConnect)))
+	mux.Handle(ClioStartPath, guarded(guard{access: accessAdmin, readOnly: true, queryToken: true}, methodNotAllowed([]string{"GET", "HEAD"})))
+	mux.Handle("/debug/pprof/", guarded(guard{access: accessDebug}, pprofHandler()))
+	mux.Handle("/v1/", guarded(guard{access: accessAgent, readOnly: true}, http.HandlerFunc(notFound)))
+	mux.HandleFunc("/", notFound)
+	return mux
+}
+
+// clioConnect passes the Clio connect pages to Options.ClioConnect.
+func (s *Server) clioConnect(w http.ResponseWriter, r *http.Request) {
+	if s.opts.ClioConnect == nil {
+		notImplemented(w, "clio connection")
+		return
 	}
+	s.opts.ClioConnect.ServeHTTP(w, r)
+}
+
+// pprofHandler serves net/http/pprof under /debug/pprof/ without the package's
+// registration on http.DefaultServeMux mattering.
+func pprofHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
 }
 

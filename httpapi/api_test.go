@@ -26,25 +26,40 @@ type env struct {
 	health *fakeHealth
 	trace  *fakeTrace
 	bus    *events.Bus
+	clio   []string // paths the Clio connect handler served
 }
+
+// testListen is the listen address the unit tests' requests arrive on.
+const testListen = "127.0.0.1:8080"
 
 func newEnv(t *testing.T, token string) *env {
 	t.Helper()
+	return newEnvWith(t, func(o *Options) { o.Token = token })
+}
+
+// newEnvWith builds the test server; configure changes the options last.
+func newEnvWith(t *testing.T, configure func(*Options)) *env {
+	t.Helper()
 	e := &env{calls: newFakeCalls(), rules: newFakeRules(), cdr: &fakeCDR{}, health: &fakeHealth{},
 		trace: &fakeTrace{}, bus: events.NewBus()}
-	extra := http.NewServeMux()
-	extra.HandleFunc("GET /clio/connect", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "connect") })
-	e.srv = New(Options{
-		Token: token, Calls: e.calls, Rules: e.rules, CDR: e.cdr, Messages: fakeMessages{}, Events: e.bus,
-		Health: e.health, SIPTrace: e.trace,
+	opts := Options{
+		Calls: e.calls, Rules: e.rules, CDR: e.cdr, Messages: fakeMessages{}, Events: e.bus,
+		Health: e.health, SIPTrace: e.trace, Listen: testListen,
 		Metrics: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			io.WriteString(w, "matterline_active_calls 1\n")
 		}),
-		Extra:     extra,
+		ClioConnect: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			e.clio = append(e.clio, r.URL.Path)
+			io.WriteString(w, "connect")
+		}),
 		Logger:    slog.New(slog.DiscardHandler),
 		Heartbeat: 50 * time.Millisecond,
 		Now:       func() time.Time { return t0 },
-	})
+	}
+	if configure != nil {
+		configure(&opts)
+	}
+	e.srv = New(opts)
 	t.Cleanup(func() { e.srv.Close(); e.bus.Close() })
 	return e
 }
@@ -70,43 +85,60 @@ func (e *env) do(t *testing.T, method, path, body, token string) result {
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
-	req := httptest.NewRequest(method, path, rd)
+	req := localRequest(method, path, rd)
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	return e.serve(req)
+}
+
+func (e *env) serve(req *http.Request) result {
 	rec := httptest.NewRecorder()
 	e.srv.ServeHTTP(rec, req)
 	return result{rec.Code, rec.Header(), rec.Body.String()}
 }
 
-// routeCases covers every route; status is with a valid token.
+// localRequest is a request from a loopback client to testListen.
+func localRequest(method, path string, body io.Reader) *http.Request {
+	req := httptest.NewRequest(method, path, body)
+	req.Host = testListen
+	req.RemoteAddr = "127.0.0.1:40000"
+	return req
+}
+
+// routeCases covers every route; status is with the admin token. open: no
+// token needed; agent: the agent token may use it; write: the route changes
+// state.
 var routeCases = []struct {
 	name, method, path, body string
 	status                   int
-	open                     bool // no token needed
+	open                     bool
+	agent                    bool
+	write                    bool
 }{
-	{"healthz", "GET", "/healthz", "", 200, true},
-	{"healthz head", "HEAD", "/healthz", "", 200, true},
-	{"metrics", "GET", "/metrics", "", 200, true},
-	{"list calls", "GET", "/v1/calls", "", 200, false},
-	{"get call", "GET", "/v1/calls/c1", "", 200, false},
-	{"transfer", "POST", "/v1/calls/c1/transfer", `{"target":"responsible"}`, 202, false},
-	{"hangup", "POST", "/v1/calls/c1/hangup", "", 202, false},
-	{"list rules", "GET", "/v1/rules", "", 200, false},
-	{"get rule", "GET", "/v1/rules/felix", "", 200, false},
-	{"create rule", "POST", "/v1/rules", `{"name":"ada","to":"+13125550102"}`, 201, false},
-	{"put rule", "PUT", "/v1/rules/felix", `{"name":"felix","to":"+13125550109"}`, 200, false},
-	{"delete rule", "DELETE", "/v1/rules/felix", "", 204, false},
-	{"cdr", "GET", "/v1/cdr?since=24h&limit=5", "", 200, false},
-	{"messages", "GET", "/v1/messages", "", 200, false},
-	{"siptrace get", "GET", "/v1/debug/siptrace", "", 200, false},
-	{"siptrace set", "POST", "/v1/debug/siptrace", `{"enabled":true}`, 200, false},
-	{"unknown v1", "GET", "/v1/nope", "", 404, false},
-	{"extra", "GET", "/clio/connect", "", 200, true},
-	{"unknown", "GET", "/nope", "", 404, true},
+	{"healthz", "GET", "/healthz", "", 200, true, true, false},
+	{"healthz head", "HEAD", "/healthz", "", 200, true, true, false},
+	{"metrics", "GET", "/metrics", "", 200, true, true, false}, // open to loopback clients
+	{"list calls", "GET", "/v1/calls", "", 200, false, true, false},
+	{"get call", "GET", "/v1/calls/c1", "", 200, false, true, false},
+	{"transfer", "POST", "/v1/calls/c1/transfer", `{"target":"responsible"}`, 202, false, true, true},
+	{"hangup", "POST", "/v1/calls/c1/hangup", "", 202, false, false, true},
+	{"list rules", "GET", "/v1/rules", "", 200, false, false, false},
+	{"get rule", "GET", "/v1/rules/felix", "", 200, false, false, false},
+	{"create rule", "POST", "/v1/rules", `{"name":"ada","to":"+13125550102"}`, 201, false, false, true},
+	{"put rule", "PUT", "/v1/rules/felix", `{"name":"felix","to":"+13125550109"}`, 200, false, false, true},
+	{"delete rule", "DELETE", "/v1/rules/felix", "", 204, false, false, true},
+	{"cdr", "GET", "/v1/cdr?since=24h&limit=5", "", 200, false, false, false},
+	{"messages", "GET", "/v1/messages", "", 200, false, false, false},
+	{"siptrace get", "GET", "/v1/debug/siptrace", "", 200, false, false, false},
+	{"siptrace set", "POST", "/v1/debug/siptrace", `{"enabled":true}`, 200, false, false, true},
+	{"unknown v1", "GET", "/v1/nope", "", 404, false, true, false},
+	{"clio start", "GET", "/oauth/clio/start", "", 200, false, false, true},
+	{"clio callback", "GET", "/oauth/clio/callback?state=x&code=y", "", 200, true, true, false},
+	{"unknown", "GET", "/nope", "", 404, true, true, false},
 }
 
 func TestRoutesWithToken(t *testing.T) {
@@ -117,7 +149,7 @@ func TestRoutesWithToken(t *testing.T) {
 			if r.code != c.status {
 				t.Fatalf("status %d, want %d: %s", r.code, c.status, r.body)
 			}
-			if ct := r.hdr.Get("Content-Type"); r.code != 204 && c.name != "metrics" && c.name != "extra" && c.name != "unknown" && c.method != "HEAD" &&
+			if ct := r.hdr.Get("Content-Type"); r.code != 204 && c.name != "metrics" && !strings.HasPrefix(c.name, "clio") && c.method != "HEAD" &&
 				!strings.HasPrefix(ct, "application/json") {
 				t.Errorf("Content-Type %q", ct)
 			}
@@ -155,14 +187,45 @@ func TestRoutesWithoutToken(t *testing.T) {
 	}
 }
 
+// With no token configured, a loopback client may read but never change
+// anything (http.loopback_open is off).
 func TestRoutesNoTokenConfigured(t *testing.T) {
 	for _, c := range routeCases {
 		t.Run(c.name, func(t *testing.T) {
 			e := newEnv(t, "")
+			r := e.do(t, c.method, c.path, c.body, "")
+			if !c.write {
+				if r.code != c.status {
+					t.Fatalf("status %d, want %d: %s", r.code, c.status, r.body)
+				}
+				return
+			}
+			if r.code != 401 || r.json(t)["error"] != "unauthorized" {
+				t.Fatalf("state-changing route without a token: %d %s, want 401", r.code, r.body)
+			}
+			if len(e.calls.intents) != 0 || len(e.calls.hungUp) != 0 || e.trace.Enabled() || len(e.rules.rules) != 1 || len(e.clio) != 0 {
+				t.Fatal("a request without a token had an effect")
+			}
+		})
+	}
+}
+
+// http.loopback_open: every route from loopback without a token, as before.
+func TestRoutesLoopbackOpen(t *testing.T) {
+	for _, c := range routeCases {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnvWith(t, func(o *Options) { o.LoopbackOpen = true })
 			if r := e.do(t, c.method, c.path, c.body, ""); r.code != c.status {
 				t.Fatalf("status %d, want %d: %s", r.code, c.status, r.body)
 			}
 		})
+	}
+	// Only for loopback clients.
+	e := newEnvWith(t, func(o *Options) { o.LoopbackOpen = true })
+	req := localRequest("POST", "/v1/rules", strings.NewReader(`{"name":"ada","to":"+13125550102"}`))
+	req.RemoteAddr = "192.0.2.7:40000"
+	if r := e.serve(req); r.code != 401 || len(e.rules.rules) != 1 {
+		t.Fatalf("loopback_open from a remote client: %d %s", r.code, r.body)
 	}
 }
 
@@ -177,12 +240,10 @@ func TestAuthHeaderForms(t *testing.T) {
 		"Bearer " + testToken + "x":  401,
 		"Bearer":                     401,
 	} {
-		req := httptest.NewRequest("GET", "/v1/calls", nil)
+		req := localRequest("GET", "/v1/calls", nil)
 		req.Header.Set("Authorization", hdr)
-		rec := httptest.NewRecorder()
-		e.srv.ServeHTTP(rec, req)
-		if rec.Code != want {
-			t.Errorf("Authorization %q: %d, want %d", hdr, rec.Code, want)
+		if r := e.serve(req); r.code != want {
+			t.Errorf("Authorization %q: %d, want %d", hdr, r.code, want)
 		}
 	}
 }
@@ -407,24 +468,23 @@ func TestMethodNotAllowedOpenRoutes(t *testing.T) {
 }
 
 func TestCrossOriginRefused(t *testing.T) {
-	e := newEnv(t, "") // loopback without a token: a web page must not drive it
-	req := httptest.NewRequest("POST", "/v1/calls/c1/hangup", nil)
+	// loopback_open without a token: a web page must still not drive it.
+	e := newEnvWith(t, func(o *Options) { o.LoopbackOpen = true })
+	req := localRequest("POST", "/v1/calls/c1/hangup", nil)
 	req.Header.Set("Sec-Fetch-Site", "cross-site")
-	rec := httptest.NewRecorder()
-	e.srv.ServeHTTP(rec, req)
-	if rec.Code != 403 || !strings.Contains(rec.Body.String(), `"forbidden"`) || len(e.calls.hungUp) != 0 {
-		t.Fatalf("%d %s", rec.Code, rec.Body)
+	if r := e.serve(req); r.code != 403 || !strings.Contains(r.body, `"forbidden"`) || len(e.calls.hungUp) != 0 {
+		t.Fatalf("%d %s", r.code, r.body)
 	}
 }
 
 func TestNilInterfaces(t *testing.T) {
-	s := New(Options{Logger: slog.New(slog.DiscardHandler)})
+	s := New(Options{Logger: slog.New(slog.DiscardHandler), Listen: testListen, LoopbackOpen: true})
 	defer s.Close()
 	for _, c := range routeCases {
-		if c.name == "extra" || c.name == "unknown" || c.name == "unknown v1" {
+		if strings.HasPrefix(c.name, "unknown") {
 			continue
 		}
-		req := httptest.NewRequest(c.method, c.path, strings.NewReader(c.body))
+		req := localRequest(c.method, c.path, strings.NewReader(c.body))
 		rec := httptest.NewRecorder()
 		s.ServeHTTP(rec, req)
 		want := 501

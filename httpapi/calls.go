@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/matterline/matterline/routing"
@@ -87,6 +89,9 @@ func (s *Server) transfer(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", msg)
 		return
 	}
+	if requestScope(r) == scopeAgent && !s.agentMayTransfer(w, r, intent) {
+		return
+	}
 	d, err := s.opts.Calls.Transfer(r.Context(), r.PathValue("id"), intent)
 	if err != nil {
 		s.fail(w, r, err)
@@ -107,6 +112,29 @@ func (s *Server) transfer(w http.ResponseWriter, r *http.Request) {
 		s.opts.Logger.Error("httpapi: transfer returned a decision without an action", "call", r.PathValue("id"))
 		writeError(w, http.StatusInternalServerError, "internal", "internal error")
 	}
+}
+
+// agentMayTransfer checks an agent token's transfer: the intent is already
+// never a destination (transferRequest has no such field); a rule intent must
+// name a rule that exists (404 not_found otherwise), so the agent cannot probe
+// or use anything but the admins' rules. It answers the error itself.
+func (s *Server) agentMayTransfer(w http.ResponseWriter, r *http.Request, in routing.Intent) bool {
+	if in.Kind != routing.IntentRule {
+		return true
+	}
+	if s.opts.Rules == nil {
+		writeError(w, http.StatusForbidden, "forbidden", "the agent token may transfer to existing rules only, and no rule store is available")
+		return false
+	}
+	if _, err := s.opts.Rules.Get(r.Context(), in.Arg); err != nil {
+		if errors.Is(err, ErrRuleNotFound) {
+			writeError(w, http.StatusNotFound, "not_found", "no rule named "+strconv.Quote(in.Arg))
+			return false
+		}
+		s.fail(w, r, err)
+		return false
+	}
+	return true
 }
 
 func (s *Server) hangup(w http.ResponseWriter, r *http.Request) {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
@@ -32,6 +34,10 @@ func cmdDemo(ctx context.Context, s stdio, args []string) error {
 	if err := demoConfig(cfg, dir); err != nil {
 		return err
 	}
+	tokens, err := demoTokens(cfg)
+	if err != nil {
+		return err
+	}
 	if *call {
 		return demoCall(ctx, s, cfg, dir)
 	}
@@ -55,9 +61,38 @@ matter 00101-Quist, responsible staff Felix Dubinsky) to be recognised. In the m
 With sipp:   sipp -sn uac -s demo -m 1 %s
 Rules:       go run ./cmd/matterline rules list -config <a file with store.path: %s>
 Control API: http://%s/v1/calls    metrics: http://%s/metrics
-Press Ctrl-C to stop.
-`, cfg.Store.Path, hostport, hostport, cfg.Store.Path, a.HTTPAddr(), a.HTTPAddr())
+%sPress Ctrl-C to stop.
+`, cfg.Store.Path, hostport, hostport, cfg.Store.Path, a.HTTPAddr(), a.HTTPAddr(), tokens)
 	})
+}
+
+// demoTokens gives the demo's API the tokens it lacks (http.token,
+// http.agent_token), fresh random ones for this run only, and returns the
+// lines that show the generated ones. State-changing routes never open
+// without a token, and the demo does not turn on http.loopback_open.
+func demoTokens(cfg *config.Config) (string, error) {
+	var b strings.Builder
+	for _, t := range []struct {
+		dst        *string
+		name, what string
+	}{
+		{&cfg.HTTP.Token, "admin token", "every route"},
+		{&cfg.HTTP.AgentToken, "agent token", "read calls, transfer to rules"},
+	} {
+		if *t.dst != "" {
+			continue
+		}
+		raw := make([]byte, 18)
+		if _, err := rand.Read(raw); err != nil {
+			return "", fmt.Errorf("demo token: %w", err)
+		}
+		*t.dst = "demo-" + hex.EncodeToString(raw)
+		fmt.Fprintf(&b, "%s: %s  (%s; this run only)\n", t.name, *t.dst, t.what)
+	}
+	if b.Len() > 0 {
+		b.WriteString(`             curl -H "Authorization: Bearer TOKEN" ...` + "\n")
+	}
+	return b.String(), nil
 }
 
 // demoConfig keeps the demo on loopback with a throw-away database in dir: it never

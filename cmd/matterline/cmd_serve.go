@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -62,6 +63,14 @@ func serve(ctx context.Context, s stdio, cfg *config.Config, ready func(*app)) e
 	log := newLogger(cfg.Log, s.err)
 	if err := httpapi.CheckListen(cfg.HTTP.Listen, cfg.HTTP.Token); err != nil {
 		return fmt.Errorf("http.listen: %w", err)
+	}
+	if cfg.HTTP.AgentToken != "" {
+		if err := httpapi.CheckListen(cfg.HTTP.Listen, cfg.HTTP.AgentToken); err != nil {
+			return fmt.Errorf("http.agent_token: %w", err)
+		}
+	}
+	if cfg.HTTP.LoopbackOpen {
+		log.Warn("http.loopback_open is on: any process on this machine may change rules, transfer and end calls and reconnect Clio without a token")
 	}
 	prompts, err := media.LoadPrompts(cfg.Media.PromptsDir)
 	if err != nil {
@@ -227,17 +236,21 @@ func (a *app) startHTTP(ctx context.Context, db *sql.DB) (stop func(), err error
 	}
 	a.httpLn = ln
 	api := httpapi.New(httpapi.Options{
-		Token:    a.cfg.HTTP.Token,
-		Calls:    callsAPI{srv: a.sip},
-		Rules:    rulesAPI{store: a.rules},
-		CDR:      cdrAPI{store: a.calls},
-		Messages: messagesAPI{store: a.msgs},
-		Events:   a.bus,
-		Health:   a.sip,
-		SIPTrace: a.trace,
-		Metrics:  a.metrics.Handler(),
-		Extra:    oauth,
-		Logger:   a.log,
+		Token:        a.cfg.HTTP.Token,
+		AgentToken:   a.cfg.HTTP.AgentToken,
+		AllowedHosts: allowedHosts(a.cfg),
+		Listen:       ocfg.HTTP.Listen,
+		LoopbackOpen: a.cfg.HTTP.LoopbackOpen,
+		Calls:        callsAPI{srv: a.sip},
+		Rules:        rulesAPI{store: a.rules},
+		CDR:          cdrAPI{store: a.calls},
+		Messages:     messagesAPI{store: a.msgs},
+		Events:       a.bus,
+		Health:       a.sip,
+		SIPTrace:     a.trace,
+		Metrics:      a.metrics.Handler(),
+		ClioConnect:  oauth,
+		Logger:       a.log,
 	})
 	hs := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	hs.RegisterOnShutdown(api.Close)
@@ -254,6 +267,16 @@ func (a *app) startHTTP(ctx context.Context, db *sql.DB) (stop func(), err error
 		_ = hs.Shutdown(sctx)
 		<-done
 	}, nil
+}
+
+// allowedHosts is http.allowed_hosts plus the host of clio.redirect_url: Clio
+// sends the browser back to that name, so it must pass the Host check.
+func allowedHosts(cfg *config.Config) []string {
+	hosts := append([]string(nil), cfg.HTTP.AllowedHosts...)
+	if u, err := url.Parse(cfg.Clio.RedirectURL); err == nil && u.Host != "" {
+		hosts = append(hosts, u.Host)
+	}
+	return hosts
 }
 
 // boundListen is the configured listen address with the port the listener

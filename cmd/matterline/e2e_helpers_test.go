@@ -55,7 +55,7 @@ func e2eRTPPorts() string {
 
 // e2eOptions shape one test server; zero values mean defaults.
 type e2eOptions struct {
-	token         string // http.token
+	token         string // http.token; default e2eToken
 	outboundProxy string // sip.outbound_proxy; default an unused loopback port
 	hepAddress    string
 	hepAgentID    uint32
@@ -96,6 +96,11 @@ func startE2E(t *testing.T, o e2eOptions) *e2eServer {
 	cfg.SIP.ServiceNumber = "+12175550100"
 	cfg.Media.RTPPorts = e2eRTPPorts()
 	cfg.HTTP.Listen = "127.0.0.1:0"
+	if o.token == "" {
+		// State-changing routes never open without a token: every test
+		// server has one.
+		o.token = e2eToken
+	}
 	cfg.HTTP.Token = o.token
 	cfg.Store.Path = filepath.Join(dir, "matterline.db")
 	cfg.Transfer.MessagesDir = filepath.Join(dir, "messages")

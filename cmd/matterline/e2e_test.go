@@ -726,22 +726,102 @@ func TestE2EServeStartupErrors(t *testing.T) {
 
 // TestE2EOAuthRedirectPort: with http.listen on port 0 (the demo's fallback),
 // the Clio connect page sends Clio the redirect URI of the port actually bound.
+// The page needs the admin token; the callback takes only a state it issued.
 func TestE2EOAuthRedirectPort(t *testing.T) {
 	t.Parallel()
 	s := startE2E(t, e2eOptions{configure: func(c *config.Config) {
 		c.Clio.ClientID, c.Clio.ClientSecret = "e2e-client", "e2e-secret"
+		c.HTTP.AgentToken = "e2e-agent-token-0123456789"
 	}})
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	res, err := client.Get(s.base + "/oauth/clio/start")
-	if err != nil {
-		t.Fatal(err)
+	get := func(path string) *http.Response {
+		t.Helper()
+		res, err := client.Get(s.base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res
 	}
-	res.Body.Close()
+	// Without the admin token nobody may start connecting another Clio account.
+	if res := get("/oauth/clio/start"); res.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("GET /oauth/clio/start without a token: %d, want 401", res.StatusCode)
+	}
+	if res := get("/oauth/clio/start?token=e2e-agent-token-0123456789"); res.StatusCode != http.StatusForbidden {
+		t.Fatalf("GET /oauth/clio/start with the agent token: %d, want 403", res.StatusCode)
+	}
+	// A callback whose state start never issued is refused before any
+	// exchange with Clio.
+	if res := get("/oauth/clio/callback?state=forged-state&code=attacker-code"); res.StatusCode != http.StatusBadRequest {
+		t.Fatalf("callback with a forged state: %d, want 400", res.StatusCode)
+	}
+	res := get("/oauth/clio/start?token=" + e2eToken)
 	loc, err := url.Parse(res.Header.Get("Location"))
 	if res.StatusCode/100 != 3 || err != nil {
 		t.Fatalf("GET /oauth/clio/start: %d, Location %q", res.StatusCode, res.Header.Get("Location"))
 	}
 	if got, want := loc.Query().Get("redirect_uri"), s.base+"/oauth/clio/callback"; got != want {
 		t.Fatalf("redirect_uri %q, want %q", got, want)
+	}
+	if loc.Query().Get("state") == "" {
+		t.Fatal("no state in the authorize URL")
+	}
+	// Another state than the one issued still fails.
+	if res := get("/oauth/clio/callback?state=" + loc.Query().Get("state") + "x&code=c"); res.StatusCode != http.StatusBadRequest {
+		t.Fatalf("callback with a state start did not issue: %d, want 400", res.StatusCode)
+	}
+}
+
+// TestE2EAPIAttacks performs the toll-fraud attacks of the security issue
+// against a running server: a DNS-rebinding page (foreign Host), and an agent
+// token trying admin routes and destinations.
+func TestE2EAPIAttacks(t *testing.T) {
+	t.Parallel()
+	const agent = "e2e-agent-token-0123456789"
+	s := startE2E(t, e2eOptions{configure: func(c *config.Config) { c.HTTP.AgentToken = agent }})
+	send := func(method, path, host, token, body string) int {
+		t.Helper()
+		req, err := http.NewRequest(method, s.base+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if host != "" {
+			req.Host = host
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	premium := `{"name":"premium","to":"+19005550100"}`
+	if code := send("POST", "/v1/rules", "attacker.example", e2eToken, premium); code != http.StatusMisdirectedRequest {
+		t.Fatalf("POST /v1/rules with Host attacker.example: %d, want 421", code)
+	}
+	if code := send("POST", "/v1/rules", "", agent, premium); code != http.StatusForbidden {
+		t.Fatalf("POST /v1/rules with the agent token: %d, want 403", code)
+	}
+	if code := send("POST", "/v1/rules", "", "", premium); code != http.StatusUnauthorized {
+		t.Fatalf("POST /v1/rules without a token: %d, want 401", code)
+	}
+	if code := send("GET", "/v1/rules/premium", "", e2eToken, ""); code != http.StatusNotFound {
+		t.Fatalf("the premium rule exists after the attacks: %d", code)
+	}
+	if code := send("GET", "/v1/calls", "", agent, ""); code != http.StatusOK {
+		t.Fatalf("GET /v1/calls with the agent token: %d", code)
+	}
+	if code := send("POST", "/v1/calls/any/transfer", "", agent, `{"rule":"+19005550100"}`); code != http.StatusNotFound {
+		t.Fatalf("agent transfer to a destination: %d, want 404 (no such rule)", code)
+	}
+	if code := send("GET", "/debug/pprof/", "", agent, ""); code != http.StatusForbidden {
+		t.Fatalf("pprof with the agent token: %d, want 403", code)
+	}
+	if code := send("GET", "/debug/pprof/", "", e2eToken, ""); code != http.StatusOK {
+		t.Fatalf("pprof with the admin token: %d, want 200", code)
 	}
 }
