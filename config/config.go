@@ -28,6 +28,7 @@ type Config struct {
 	Clio     Clio     `yaml:"clio"`
 	IVR      IVR      `yaml:"ivr"`
 	Transfer Transfer `yaml:"transfer"`
+	Routing  Routing  `yaml:"routing"`
 	Firm     Firm     `yaml:"firm"`
 	Log      Log      `yaml:"log"`
 	HEP      HEP      `yaml:"hep"`
@@ -166,6 +167,13 @@ type Transfer struct {
 	// MessageMax is the longest recording; MessageSilence ends one early.
 	MessageMax     Duration `yaml:"message_max"`
 	MessageSilence Duration `yaml:"message_silence"`
+}
+
+// Routing limits what rules may do.
+type Routing struct {
+	// AllowedDestinations are number and SIP URI patterns ('*' any run, '?' one
+	// character) every rule destination and ivr.operator must match; empty = any.
+	AllowedDestinations []string `yaml:"allowed_destinations"`
 }
 
 // Firm holds firm-wide routing settings.

@@ -96,6 +96,8 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"http:\n  allowed_hosts: [\"\"]\n", "http.allowed_hosts"},
 		{"http:\n  allowed_hosts: [\"a.example:99999\"]\n", "http.allowed_hosts"},
 		{"http:\n  listen: 0.0.0.0:8080\n  loopback_open: true\n", "http.loopback_open"},
+		{"routing:\n  allowed_destinations: [\"+1217555*\", \"tel:1\"]\n", `routing.allowed_destinations: bad destination pattern [1] "tel:1"`},
+		{"routing:\n  allowed_destinations: [\"+1217555*\"]\nivr:\n  operator: \"+19005550123\"\n", `ivr.operator: "+19005550123" matches none of routing.allowed_destinations ["+1217555*"]`},
 	}
 	for _, tc := range cases {
 		c := Default()
@@ -141,7 +143,7 @@ func TestAllKeysHasDesignKeys(t *testing.T) {
 	for _, k := range []string{"sip.listen", "sip.external_ip", "sip.trusted_sources", "sip.outbound_proxy",
 		"sip.service_number", "media.rtp_ports", "media.prompts_dir", "http.listen", "store.path",
 		"clio.region", "clio.base_url", "clio.access_token", "clio.client_id", "clio.client_secret",
-		"ivr.menu", "ivr.operator"} {
+		"ivr.menu", "ivr.operator", "routing.allowed_destinations"} {
 		if !have[k] {
 			t.Errorf("DESIGN.md key %s missing", k)
 		}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/matterline/matterline/routing"
 )
 
 // checkKeys walks the YAML document against the struct tags of v and reports the
@@ -280,6 +282,13 @@ func (c *Config) Validate() error {
 	}
 	if c.IVR.Operator != "" && !dialableDest(c.IVR.Operator) {
 		return bad("ivr.operator", "%q is not a phone number or SIP URI", c.IVR.Operator)
+	}
+	allow, err := routing.ParseAllowList(c.Routing.AllowedDestinations)
+	if err != nil {
+		return bad("routing.allowed_destinations", "%v", err)
+	}
+	if c.IVR.Operator != "" && !allow.Allows(c.IVR.Operator) {
+		return bad("ivr.operator", "%q matches none of routing.allowed_destinations %s", c.IVR.Operator, allow)
 	}
 	if c.IVR.Attempts < 1 || c.IVR.Attempts > 10 {
 		return bad("ivr.attempts", "must be 1..10, got %d", c.IVR.Attempts)

@@ -100,7 +100,7 @@ func LoadPrompts(dir string) (*Prompts, error) {
 
 // LoadWAV reads and decodes one WAV file (see ParseWAV); errors name the path.
 func LoadWAV(path string) (*Prompt, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadWAVFile(path, MaxWAVFileBytes)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("media: prompt %q: %w", path, err)

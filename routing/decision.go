@@ -150,6 +150,8 @@ const (
 	ReasonBadIntent    Reason = "bad_intent"    // the intent could not be understood
 	ReasonNoFallback   Reason = "no_fallback"   // Fallback on a rule whose unavailable handling is not rule:NAME
 	ReasonFallbackLoop Reason = "fallback_loop" // Fallback met a rule twice
+	// ReasonNotAllowed: the destination is outside routing.allowed_destinations.
+	ReasonNotAllowed Reason = "destination_not_allowed"
 )
 
 // Decision is the typed outcome of routing one intent. sip executes it; routing never

@@ -24,6 +24,11 @@ import (
 // closure on today's date in the rule's zone → unavailable/closed_today (closures
 // win over hours); outside its hours → unavailable/outside_hours; otherwise
 // transfer/matched.
+//
+// A transfer's destination always matches the firm's allow-list
+// (routing.allowed_destinations): a rule or operator destination that does not
+// gives none/destination_not_allowed, even though validation refuses such
+// rules already.
 func Decide(lk lookup.Result, in Intent, set *RuleSet, now time.Time) Decision {
 	if set == nil {
 		return none(ReasonNoRule, "")
@@ -37,6 +42,9 @@ func Decide(lk lookup.Result, in Intent, set *RuleSet, now time.Time) Decision {
 		}
 		if set.firm.Operator == "" {
 			return none(ReasonNoOperator, "")
+		}
+		if !set.allow.Allows(set.firm.Operator) {
+			return none(ReasonNotAllowed, "")
 		}
 		return Decision{
 			Action:      ActionTransfer,
@@ -113,7 +121,7 @@ func decideRule(set *RuleSet, e *entry, now time.Time) Decision {
 	case !e.rule.Enabled:
 		return none(ReasonRuleDisabled, e.rule.Name)
 	}
-	d := Decision{Rule: e.rule.Name, Unavailable: e.rule.Unavailable, Def: &e.rule}
+	d := Decision{Rule: e.rule.Name, Unavailable: e.rule.Unavailable, Def: &e.def}
 	if _, closed := set.closedOn(now, e.loc); closed {
 		d.Action, d.Reason = ActionUnavailable, ReasonClosedToday
 		return d
@@ -121,6 +129,10 @@ func decideRule(set *RuleSet, e *entry, now time.Time) Decision {
 	if !e.hours.Open(now, e.loc) {
 		d.Action, d.Reason = ActionUnavailable, ReasonOutsideHours
 		return d
+	}
+	// Defence in depth: validation already refused such a rule.
+	if !set.allow.Allows(e.rule.Destination) {
+		return none(ReasonNotAllowed, e.rule.Name)
 	}
 	d.Action, d.Reason = ActionTransfer, ReasonMatched
 	d.Mode, d.CallerID, d.Destination = e.rule.Mode, e.rule.CallerID, e.rule.Destination

@@ -355,7 +355,7 @@ func TestValidateSet(t *testing.T) {
 		{"bad extension", []Rule{rule("a", "101", func(r *Rule) { r.Extension = "1a" })}, "extension"},
 	}
 	for _, tt := range tests {
-		err := ValidateSet(tt.rules, "America/New_York")
+		err := ValidateSet(tt.rules, Firm{TimeZone: "America/New_York"})
 		switch {
 		case tt.want == "" && err != nil:
 			t.Errorf("%s: unexpected error %v", tt.name, err)

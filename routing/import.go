@@ -158,7 +158,7 @@ func (s *Store) Export(ctx context.Context) ([]byte, error) {
 // ParseDoc decodes a rules file strictly (unknown keys are errors) and converts
 // and validates it as a whole. The error joins one error per bad rule or
 // closure, each naming the rule (or date) and the field.
-func ParseDoc(data []byte, firmZone string) ([]Rule, []Closure, error) {
+func ParseDoc(data []byte, firm Firm) ([]Rule, []Closure, error) {
 	var doc Doc
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -179,7 +179,7 @@ func ParseDoc(data []byte, firmZone string) ([]Rule, []Closure, error) {
 		rules = append(rules, r)
 	}
 	if len(errs) == 0 {
-		if err := ValidateSet(rules, firmZone); err != nil {
+		if err := ValidateSet(rules, firm); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -221,7 +221,7 @@ type ImportResult struct {
 // transaction. With dryRun nothing is written. The rules must have passed
 // ParseDoc or ValidateSet.
 func (s *Store) Import(ctx context.Context, rules []Rule, closures []Closure, dryRun bool) (ImportResult, error) {
-	if err := ValidateSet(rules, s.firm.TimeZone); err != nil {
+	if err := ValidateSet(rules, s.firm); err != nil {
 		return ImportResult{}, err
 	}
 	tx, err := s.db.BeginTx(ctx, nil)

@@ -303,15 +303,18 @@ func (e *FieldError) Unwrap() error { return e.Err }
 // ErrInvalidRule is wrapped (via FieldError) by every rule validation error.
 var ErrInvalidRule = errors.New("invalid rule")
 
-// compiled is a rule's parsed hours and zone.
+// compiled is a rule's parsed hours and zone, and the resolved path of its
+// message audio.
 type compiled struct {
 	hours Hours
 	loc   *time.Location
+	audio string
 }
 
-// validate checks r on its own (not uniqueness or fallbacks). firm is the zone
-// used when r names none.
-func (r *Rule) validate(firm *time.Location) (compiled, error) {
+// validate checks r on its own (not uniqueness or fallbacks) under the firm's
+// policy: its zone is used when r names none, the destination must be on its
+// allow-list and the message audio inside its audio directory.
+func (r *Rule) validate(pol policy) (compiled, error) {
 	bad := func(field string, err error) (compiled, error) {
 		return compiled{}, &FieldError{Rule: r.Name, Field: field, Err: err}
 	}
@@ -327,6 +330,9 @@ func (r *Rule) validate(firm *time.Location) (compiled, error) {
 	if _, err := DestinationKindOf(r.Destination); err != nil {
 		return bad("to", err)
 	}
+	if err := pol.allow.check(r.Destination); err != nil {
+		return bad("to", err)
+	}
 	if r.Mode != ModeCold && r.Mode != ModeWarm {
 		return bad("mode", errors.New("must be cold or warm"))
 	}
@@ -338,6 +344,13 @@ func (r *Rule) validate(firm *time.Location) (compiled, error) {
 	}
 	if err := checkText(r.MessageAudio); err != nil {
 		return bad("message_audio", err)
+	}
+	var audio string
+	if r.MessageAudio != "" {
+		var err error
+		if audio, err = resolveAudio(pol.audioDir, r.MessageAudio); err != nil {
+			return bad("message_audio", err)
+		}
 	}
 	if err := checkWhisper(r.Whisper); err != nil {
 		return bad("whisper", err)
@@ -364,13 +377,13 @@ func (r *Rule) validate(firm *time.Location) (compiled, error) {
 	if err != nil {
 		return bad("hours", err)
 	}
-	loc := firm
+	loc := pol.zone
 	if r.TimeZone != "" {
 		if loc, err = LoadZone(r.TimeZone); err != nil {
 			return bad("tz", err)
 		}
 	}
-	return compiled{hours: h, loc: loc}, nil
+	return compiled{hours: h, loc: loc, audio: audio}, nil
 }
 
 // LoadZone loads an IANA zone; "Local" and "" are refused because they depend on

@@ -15,6 +15,34 @@ type Firm struct {
 	// Operator is the destination of the operator intent (config ivr.operator)
 	// when no rule is named "operator".
 	Operator string
+	// AllowedDestinations are the patterns every rule destination and the
+	// operator must match (config routing.allowed_destinations, see AllowList);
+	// empty = any destination.
+	AllowedDestinations []string
+	// AudioDir is the directory rules' message_audio files must be in (config
+	// media.prompts_dir, else audio/ next to the database); empty = rules cannot
+	// have message audio.
+	AudioDir string
+}
+
+// policy is what validating a rule needs from the firm settings.
+type policy struct {
+	zone     *time.Location
+	allow    AllowList
+	audioDir string
+}
+
+// policyOf loads the firm's zone and parses its allow-list.
+func policyOf(f Firm) (policy, error) {
+	zone, err := LoadZone(f.TimeZone)
+	if err != nil {
+		return policy{}, fmt.Errorf("routing: firm time zone: %w", err)
+	}
+	allow, err := ParseAllowList(f.AllowedDestinations)
+	if err != nil {
+		return policy{}, fmt.Errorf("routing: allowed destinations: %w", err)
+	}
+	return policy{zone: zone, allow: allow, audioDir: f.AudioDir}, nil
 }
 
 // RuleStatus is a rule with the reason it is unusable (nil when valid).
@@ -38,33 +66,41 @@ type RuleSet struct {
 	badDays  []ClosureStatus   // closures that failed validation
 	firm     Firm
 	zone     *time.Location
+	allow    AllowList
 }
 
 type entry struct {
 	rule Rule
+	// def is rule as calls see it (Decision.Def): MessageAudio is the resolved
+	// absolute path inside the audio directory.
+	def Rule
 	compiled
 	err error
 }
 
 // NewRuleSet validates rules and closures and builds a snapshot. Invalid rules
 // are kept with their reason (Decide answers rule_invalid for them); invalid
-// closures are dropped and reported by InvalidClosures. Only a bad firm zone is
-// an error.
+// closures are dropped and reported by InvalidClosures. Only a bad firm zone or
+// allow-list is an error.
 func NewRuleSet(rules []Rule, closures []Closure, firm Firm) (*RuleSet, error) {
-	zone, err := LoadZone(firm.TimeZone)
+	pol, err := policyOf(firm)
 	if err != nil {
-		return nil, fmt.Errorf("routing: firm time zone: %w", err)
+		return nil, err
 	}
 	s := &RuleSet{
 		byName: make(map[string]*entry, len(rules)),
 		byExt:  make(map[string]*entry),
 		closed: make(map[string]string, len(closures)),
 		firm:   firm,
-		zone:   zone,
+		zone:   pol.zone,
+		allow:  pol.allow,
 	}
-	errs := checkSet(rules, zone)
+	errs := checkSet(rules, pol)
 	for i, r := range rules {
-		e := &entry{rule: r, err: errs[i].err, compiled: errs[i].c}
+		e := &entry{rule: r, def: r, err: errs[i].err, compiled: errs[i].c}
+		if e.err == nil && e.audio != "" {
+			e.def.MessageAudio = e.audio
+		}
 		s.entries = append(s.entries, e)
 		if _, dup := s.byName[nameKey(r.Name)]; !dup {
 			s.byName[nameKey(r.Name)] = e
@@ -97,14 +133,14 @@ type checked struct {
 // extensions and staff ids, fallbacks to existing rules and no fallback loops.
 // The first rule (in input order) to claim a name, extension or staff id keeps
 // it; later ones are invalid.
-func checkSet(rules []Rule, zone *time.Location) []checked {
+func checkSet(rules []Rule, pol policy) []checked {
 	out := make([]checked, len(rules))
 	names := map[string]int{}
 	exts := map[string]int{}
 	staff := map[int64]int{}
 	for i := range rules {
 		r := &rules[i]
-		c, err := r.validate(zone)
+		c, err := r.validate(pol)
 		out[i] = checked{c: c, err: err}
 		if err != nil {
 			if _, dup := names[nameKey(r.Name)]; !dup {
@@ -167,14 +203,15 @@ func checkSet(rules []Rule, zone *time.Location) []checked {
 }
 
 // ValidateSet checks rules as a whole (each rule and the set-wide constraints)
-// with firmZone as the default zone. The error joins one FieldError per bad rule.
-func ValidateSet(rules []Rule, firmZone string) error {
-	zone, err := LoadZone(firmZone)
+// under firm's settings: its zone as the default zone, its allow-list and its
+// audio directory. The error joins one FieldError per bad rule.
+func ValidateSet(rules []Rule, firm Firm) error {
+	pol, err := policyOf(firm)
 	if err != nil {
-		return fmt.Errorf("routing: firm time zone: %w", err)
+		return err
 	}
 	var errs []error
-	for _, c := range checkSet(rules, zone) {
+	for _, c := range checkSet(rules, pol) {
 		if c.err != nil {
 			errs = append(errs, c.err)
 		}
@@ -238,6 +275,9 @@ func (s *RuleSet) InvalidClosures() []ClosureStatus {
 
 // Zone is the firm's default zone.
 func (s *RuleSet) Zone() *time.Location { return s.zone }
+
+// AllowList returns the parsed routing.allowed_destinations of the snapshot.
+func (s *RuleSet) AllowList() AllowList { return s.allow }
 
 // Firm returns the firm settings the snapshot was built with.
 func (s *RuleSet) Firm() Firm { return s.firm }

@@ -93,8 +93,8 @@ func WithPollInterval(d time.Duration) Option {
 // NewStore migrates db, loads the first snapshot and returns the store. It does
 // not poll until Run is called.
 func NewStore(ctx context.Context, db *sql.DB, firm Firm, opts ...Option) (*Store, error) {
-	if _, err := LoadZone(firm.TimeZone); err != nil {
-		return nil, fmt.Errorf("routing: firm time zone: %w", err)
+	if _, err := policyOf(firm); err != nil {
+		return nil, err
 	}
 	s := &Store{
 		db:       db,
@@ -398,7 +398,7 @@ func (s *Store) change(ctx context.Context, edit func([]Rule) ([]Rule, error)) e
 	if err != nil {
 		return err
 	}
-	if err := validateChange(before, after, s.firm.TimeZone); err != nil {
+	if err := validateChange(before, after, s.firm); err != nil {
 		return err
 	}
 	if err := writeDiff(ctx, tx, before, after); err != nil {
@@ -412,19 +412,19 @@ func (s *Store) change(ctx context.Context, edit func([]Rule) ([]Rule, error)) e
 
 // validateChange fails when a rule that is new or changed in after is invalid,
 // or when a rule that was valid in before became invalid (a dangling fallback).
-func validateChange(before, after []Rule, firmZone string) error {
-	zone, err := LoadZone(firmZone)
+func validateChange(before, after []Rule, firm Firm) error {
+	pol, err := policyOf(firm)
 	if err != nil {
-		return fmt.Errorf("routing: firm time zone: %w", err)
+		return err
 	}
 	old := map[string]Rule{}
 	wasValid := map[string]bool{}
-	for i, c := range checkSet(before, zone) {
+	for i, c := range checkSet(before, pol) {
 		old[nameKey(before[i].Name)] = before[i]
 		wasValid[nameKey(before[i].Name)] = c.err == nil
 	}
 	var errs []error
-	for i, c := range checkSet(after, zone) {
+	for i, c := range checkSet(after, pol) {
 		if c.err == nil {
 			continue
 		}

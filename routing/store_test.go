@@ -38,13 +38,18 @@ func (s *syncBuffer) String() string {
 
 func openTestStore(t *testing.T, opts ...Option) (*Store, string) {
 	t.Helper()
+	return openTestStoreFirm(t, testFirm, opts...)
+}
+
+func openTestStoreFirm(t *testing.T, firm Firm, opts ...Option) (*Store, string) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "m.db")
 	db, err := store.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	st, err := NewStore(context.Background(), db, testFirm, opts...)
+	st, err := NewStore(context.Background(), db, firm, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +352,7 @@ closures:
   - date: "2026-12-25"
     note: Christmas
 `
-	rules, closures, err := ParseDoc([]byte(file), testFirm.TimeZone)
+	rules, closures, err := ParseDoc([]byte(file), testFirm)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,7 +367,7 @@ closures:
 	if err != nil {
 		t.Fatal(err)
 	}
-	rules2, closures2, err := ParseDoc(out, testFirm.TimeZone)
+	rules2, closures2, err := ParseDoc(out, testFirm)
 	if err != nil {
 		t.Fatalf("export does not parse: %v\n%s", err, out)
 	}
@@ -398,7 +403,7 @@ func TestParseDocErrors(t *testing.T) {
 		{"", "empty"},
 	}
 	for _, tt := range tests {
-		_, _, err := ParseDoc([]byte(tt.file), testFirm.TimeZone)
+		_, _, err := ParseDoc([]byte(tt.file), testFirm)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("ParseDoc(%q) = %v, want %q", tt.file, err, tt.want)
 		}

@@ -128,7 +128,7 @@ func importDemoRules(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	rules, closures, err := routing.ParseDoc(data, cfg.Firm.TimeZone)
+	rules, closures, err := routing.ParseDoc(data, firmOf(cfg))
 	if err != nil {
 		return fmt.Errorf("demo rules: %w", err)
 	}

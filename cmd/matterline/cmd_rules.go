@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -132,7 +133,18 @@ func openRules(ctx context.Context, cfgPath string) (*rulesEnv, error) {
 
 // firmOf maps the configuration to routing's firm settings.
 func firmOf(cfg *config.Config) routing.Firm {
-	return routing.Firm{TimeZone: cfg.Firm.TimeZone, Operator: cfg.IVR.Operator}
+	return routing.Firm{TimeZone: cfg.Firm.TimeZone, Operator: cfg.IVR.Operator,
+		AllowedDestinations: cfg.Routing.AllowedDestinations, AudioDir: audioDir(cfg)}
+}
+
+// audioDir is where rules' message_audio files must be: media.prompts_dir when
+// set (site prompts and rule audio together), else audio/ next to the database.
+// Never transfer.messages_dir: recorded messages must not become playable.
+func audioDir(cfg *config.Config) string {
+	if cfg.Media.PromptsDir != "" {
+		return cfg.Media.PromptsDir
+	}
+	return filepath.Join(filepath.Dir(cfg.Store.Path), "audio")
 }
 
 // positionals checks the number of positional arguments.

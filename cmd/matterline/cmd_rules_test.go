@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/matterline/matterline/config"
+	"github.com/matterline/matterline/media"
 	"github.com/matterline/matterline/store"
 )
 
@@ -23,9 +24,22 @@ type rulesCLI struct {
 
 func newRulesCLI(t *testing.T) *rulesCLI {
 	t.Helper()
+	return newRulesCLIWith(t, "")
+}
+
+// newRulesCLIWith adds extra to the test configuration and creates the audio
+// directory next to the database with felix.wav in it.
+func newRulesCLIWith(t *testing.T, extra string) *rulesCLI {
+	t.Helper()
 	dir := t.TempDir()
 	c := &rulesCLI{t: t, dir: dir, config: filepath.Join(dir, "matterline.yaml"), db: filepath.Join(dir, "m.db")}
-	yaml := "store:\n  path: " + c.db + "\nfirm:\n  time_zone: America/Chicago\nivr:\n  operator: \"+13125550100\"\n"
+	if err := os.Mkdir(filepath.Join(dir, "audio"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "audio", "felix.wav"), media.EncodeWAV(make([]int16, 800)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	yaml := "store:\n  path: " + c.db + "\nfirm:\n  time_zone: America/Chicago\nivr:\n  operator: \"+13125550100\"\n" + extra
 	if err := os.WriteFile(c.config, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +99,7 @@ func TestRulesAddListShowSetRm(t *testing.T) {
 		"--mode", "warm", "--caller-id", "service", "--whisper", "Call from {caller_name}, matter {matter}, press 1 to accept",
 		"--accept-digit", "1", "--hours", "mon-fri 09:00-12:30,13:30-17:00; sat 10:00-12:00", "--tz", "America/New_York",
 		"--ring-timeout", "25s", "--unavailable", "rule:reception", "--message", "Transferring you now",
-		"--message-audio", "/var/lib/matterline/felix.wav", "felix")
+		"--message-audio", "felix.wav", "felix")
 	c.ok("rules", "add", "-config", "CFG", "--disabled", "old", "--to", "102")
 
 	out := c.ok("rules", "list")
@@ -423,4 +437,42 @@ func TestRulesAddFromClioUser(t *testing.T) {
 		t.Errorf("explicit flags: %v", r)
 	}
 	c.fails(1, []string{`rule "x": from-clio-user: "abc" is not a Clio user id`}, "rules", "add", "x", "--from-clio-user", "abc")
+}
+
+// With routing.allowed_destinations set, rules add refuses premium and
+// international numbers and names the list; message_audio attacks are refused
+// with the file named; a row written with sqlite3 is listed INVALID.
+func TestRulesAddRefusesDestinationsAndAudio(t *testing.T) {
+	c := newRulesCLIWith(t, "routing:\n  allowed_destinations: [\"+1217555*\", \"1??\", \"+13125550100\"]\n")
+	c.ok("rules", "add", "felix", "--to", "+1 217 555 0101", "--message-audio", "felix.wav")
+	c.ok("rules", "add", "desk", "--to", "101")
+	for _, tt := range []struct{ to, audio, want string }{
+		{"+19005550123", "", `rule "bad": to: destination not allowed: "+19005550123" matches none of routing.allowed_destinations ["+1217555*" "1??" "+13125550100"]`},
+		{"+44 20 7123 4567", "", `"+442071234567" matches none of routing.allowed_destinations`},
+		{"102", "/dev/zero", `rule "bad": message_audio: unusable message audio: "/dev/zero" is outside the audio directory`},
+		{"102", "../../etc/passwd", `"../../etc/passwd" is outside the audio directory`},
+	} {
+		args := []string{"rules", "add", "bad", "--to", tt.to}
+		if tt.audio != "" {
+			args = append(args, "--message-audio", tt.audio)
+		}
+		_, errs, code := c.run(args...)
+		if code == 0 || !strings.Contains(errs, tt.want) {
+			t.Errorf("rules add --to %s --message-audio %q: exit %d, stderr %q, want %q", tt.to, tt.audio, code, errs, tt.want)
+		}
+	}
+	db, err := store.Open(c.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`INSERT INTO rules (name, destination, message_audio) VALUES ('premium', '+19005550123', ''), ('zero', '103', '/dev/zero')`); err != nil {
+		t.Fatal(err)
+	}
+	out := c.ok("rules", "list")
+	for _, w := range []string{"matches none of routing.allowed_destinations", `"/dev/zero" is outside the audio directory`} {
+		if !strings.Contains(out, w) {
+			t.Errorf("list lacks %q:\n%s", w, out)
+		}
+	}
 }

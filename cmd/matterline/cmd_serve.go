@@ -97,6 +97,11 @@ func serve(ctx context.Context, s stdio, cfg *config.Config, ready func(*app)) e
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRun()
 
+	if len(cfg.Routing.AllowedDestinations) == 0 {
+		log.Warn("routing.allowed_destinations is empty: rules may send calls to any number or SIP URI, including premium-rate and international ones; list the firm's own numbers and extensions to refuse the rest")
+	} else {
+		log.Info("routing: destinations limited", "allowed_destinations", cfg.Routing.AllowedDestinations)
+	}
 	if a.rules, err = routing.NewStore(runCtx, db, firmOf(cfg), routing.WithLogger(log)); err != nil {
 		return err
 	}

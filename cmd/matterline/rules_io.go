@@ -45,7 +45,7 @@ func rulesImport(ctx context.Context, s stdio, args []string) error {
 		return err
 	}
 	defer env.close()
-	rules, closures, err := routing.ParseDoc(data, env.cfg.Firm.TimeZone)
+	rules, closures, err := routing.ParseDoc(data, firmOf(env.cfg))
 	if err != nil {
 		return fmt.Errorf("import %s: nothing written:\n%w", pos[0], err)
 	}
