@@ -113,10 +113,11 @@ type Session struct {
 	src     sourceState                    // owned by the read loop (rtp_source.go)
 
 	latchWindow, latchDelay, relatchAfter time.Duration
-	dir                                   atomic.Uint32 // our Direction
-	lastRx                                atomic.Int64  // ns since epoch of the last accepted packet
-	handler                               atomic.Pointer[PacketHandler]
-	inHandle                              atomic.Bool // the read loop is inside the PacketHandler
+
+	dir      atomic.Uint32 // our Direction
+	lastRx   atomic.Int64  // ns since epoch of the last accepted packet
+	handler  atomic.Pointer[PacketHandler]
+	inHandle atomic.Bool // the read loop is inside the PacketHandler
 
 	packetsIn, packetsOut, dropped, wrongSrc, dtmfDropped, sendErrors atomic.Uint64
 

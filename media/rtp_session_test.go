@@ -552,7 +552,8 @@ func BenchmarkSessionSendFrame(b *testing.B) {
 	}
 }
 
-// BenchmarkSessionHandlePacket is the receive path after the socket read.
+// BenchmarkSessionHandlePacket is the receive path after the socket read, for a
+// packet from the accepted source (the SDP address).
 func BenchmarkSessionHandlePacket(b *testing.B) {
 	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {

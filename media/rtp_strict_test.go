@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/pion/rtp"
 )
 
 // The attacks of the RTP hijack issue, performed with real UDP sockets: the peer
@@ -360,4 +362,33 @@ func TestPortAllocatorRandom(t *testing.T) {
 		t.Fatalf("nearly full range: got %v, %v, want port %d", c, err, p)
 	}
 	conns[73] = c
+}
+
+// Neither accepted packets nor a spray from a wrong source allocate.
+func TestSessionHandlePacketNoAlloc(t *testing.T) {
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := netip.MustParseAddrPort("127.0.0.1:40000")
+	s, err := NewSession(SessionConfig{Conn: conn, Remote: peer, HasDTMF: true, DTMFPayloadType: 101})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	pkt := rtpBytes(t, 0, 1, 160, make([]byte, 160))
+	var (
+		p      rtp.Packet
+		rx     dtmfReceiver
+		digits = make([]Digit, 0, 2)
+		now    = time.Now()
+	)
+	for _, from := range []netip.AddrPort{peer, netip.MustParseAddrPort("127.0.0.2:40000")} {
+		if n := testing.AllocsPerRun(1000, func() { s.handlePacket(pkt, from, now, &p, &rx, digits[:0]) }); n != 0 {
+			t.Errorf("from %v: %v allocations per packet", from, n)
+		}
+	}
+	if st := s.Stats(); st.PacketsIn != 1001 || st.WrongSource != 1001 {
+		t.Errorf("stats %+v", st)
+	}
 }
