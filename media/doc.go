@@ -5,9 +5,11 @@
 //     rules, including the RFC 2543 c=0.0.0.0 hold and the RFC 3264 §6.1 direction
 //     reversal),
 //   - RTP (RFC 3550) on even UDP ports from a range with a quarantine after release,
-//     symmetric RTP (the send address latches to the peer's first packet), inactivity
-//     timeouts, and prompt playback paced at 20 ms with continuous sequence numbers and
-//     timestamps,
+//     strict source handling (media and RFC 4733 events only from the SDP address or
+//     a source learned under bounded rules: symmetric RTP, RFC 4961, for peers behind
+//     NAT, and failover after silence; see rtp_source.go), random port choice,
+//     inactivity timeouts, and prompt playback paced at 20 ms with continuous
+//     sequence numbers and timestamps,
 //   - G.711 μ-law and A-law (ITU-T G.711, RFC 3551 §4.5.14 PCMU/PCMA) with lookup tables
 //     and byte-to-byte PCMU↔PCMA transcoding,
 //   - DTMF as RFC 4733 telephone-events (each key press delivered once) and as SIP INFO

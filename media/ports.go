@@ -1,8 +1,10 @@
 package media
 
 import (
+	crand "crypto/rand"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"sync"
@@ -18,15 +20,18 @@ var ErrNoPorts = errors.New("media: no free rtp port")
 // cannot reach a new one. Safe for concurrent use; no package-level state.
 //
 // RTP uses even ports and leaves port+1 to RTCP (RFC 3550 §11). Ports held by other
-// processes are skipped. The search starts after the last port handed out, so ports
-// rotate through the range rather than being reused at once.
+// processes are skipped. The port is chosen at random within the range (a ChaCha8
+// generator per allocator, seeded from crypto/rand), so that the next call's port
+// cannot be guessed from the last one and sprayed (RFC 3550 §9.1 makes the same point
+// for SSRC and sequence numbers); the quarantine keeps a released port from coming
+// straight back.
 type PortAllocator struct {
 	min, max   int // even bounds, inclusive
 	quarantine time.Duration
 	now        func() time.Time
 
 	mu       sync.Mutex
-	next     int               // next candidate port
+	rng      *rand.Rand        // guarded by mu
 	inUse    map[int]struct{}  // handed out, not released
 	released map[int]time.Time // quarantined until
 }
@@ -48,7 +53,7 @@ func NewPortAllocator(min, max int, quarantine time.Duration) (*PortAllocator, e
 		max:        hi,
 		quarantine: quarantine,
 		now:        time.Now,
-		next:       lo,
+		rng:        newPortRand(),
 		inUse:      make(map[int]struct{}),
 		released:   make(map[int]time.Time),
 	}, nil
@@ -65,35 +70,58 @@ func (p *PortAllocator) Listen(ip netip.Addr) (*net.UDPConn, error) {
 
 	now := p.now()
 	count := (p.max-p.min)/2 + 1
-	port := p.next
-	for range count {
-		candidate := port
-		port += 2
-		if port > p.max {
-			port = p.min
+	// A few uniform random draws find a free port at once unless the range is
+	// nearly full; then one pass from a random offset visits every port exactly
+	// once, so the work is bounded by randomProbes+count candidates.
+	for range min(randomProbes, count) {
+		conn, err := p.try(ip, p.min+2*p.rng.IntN(count), now)
+		if conn != nil || err != nil {
+			return conn, err
 		}
-		if _, busy := p.inUse[candidate]; busy {
-			continue
+	}
+	start := p.rng.IntN(count)
+	for i := range count {
+		conn, err := p.try(ip, p.min+2*((start+i)%count), now)
+		if conn != nil || err != nil {
+			return conn, err
 		}
-		if until, ok := p.released[candidate]; ok {
-			if now.Before(until) {
-				continue
-			}
-			delete(p.released, candidate)
-		}
-		conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, uint16(candidate))))
-		if err != nil {
-			if errors.Is(err, syscall.EADDRINUSE) || errors.Is(err, syscall.EACCES) {
-				continue // another process holds it: try the next one
-			}
-			return nil, fmt.Errorf("media: listen rtp on %s: %w", ip, err)
-		}
-		p.inUse[candidate] = struct{}{}
-		p.next = port
-		return conn, nil
 	}
 	return nil, fmt.Errorf("%w in %d-%d (%d in use, %d quarantined)",
 		ErrNoPorts, p.min, p.max, len(p.inUse), len(p.released))
+}
+
+// randomProbes is how many uniform draws Listen makes before scanning the range.
+const randomProbes = 8
+
+// try binds candidate if it is neither in use nor quarantined. A nil conn and nil
+// error mean "not this one". The caller holds mu.
+func (p *PortAllocator) try(ip netip.Addr, candidate int, now time.Time) (*net.UDPConn, error) {
+	if _, busy := p.inUse[candidate]; busy {
+		return nil, nil
+	}
+	if until, ok := p.released[candidate]; ok {
+		if now.Before(until) {
+			return nil, nil
+		}
+		delete(p.released, candidate)
+	}
+	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, uint16(candidate))))
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) || errors.Is(err, syscall.EACCES) {
+			return nil, nil // another process holds it: try another
+		}
+		return nil, fmt.Errorf("media: listen rtp on %s: %w", ip, err)
+	}
+	p.inUse[candidate] = struct{}{}
+	return conn, nil
+}
+
+// newPortRand is an allocator's own generator, seeded from the system's CSPRNG
+// (crypto/rand.Read never fails on supported platforms, Go 1.24+).
+func newPortRand() *rand.Rand {
+	var seed [32]byte
+	_, _ = crand.Read(seed[:])
+	return rand.New(rand.NewChaCha8(seed))
 }
 
 // Release returns the port of conn (after the caller closed it) to the pool. The port

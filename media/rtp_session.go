@@ -42,9 +42,24 @@ type SessionConfig struct {
 	Codec           Codec        // zero value means PCMU
 	HasDTMF         bool
 	DTMFPayloadType uint8
-	// Remote is where to send until the peer's first packet latches the real source
-	// (symmetric RTP).
+	// Remote is the peer's address from the SDP c=/m= lines: where to send, and the
+	// only source accepted until the rules in rtp_source.go allow another. A zero,
+	// port-0 or unspecified Remote (a late offer before the answer) accepts and sends
+	// nothing until SetRemote.
 	Remote netip.AddrPort
+	// LatchWindow is how long after the start or a SetRemote a source other than
+	// the SDP address may be learned (a peer behind NAT). 0 means
+	// DefaultLatchWindow (3 s); negative disables learning (the SDP address only,
+	// apart from RelatchAfter).
+	LatchWindow time.Duration
+	// LatchDelay is how long within the window the SDP address has to speak
+	// first before another source may be learned. 0 means DefaultLatchDelay (1 s);
+	// negative means none.
+	LatchDelay time.Duration
+	// RelatchAfter lets another source take over once the current one, having
+	// sent, has been silent this long while we expect it to send (failover of an
+	// SBC). 0 means DefaultRelatchAfter (2 s); negative disables it.
+	RelatchAfter time.Duration
 	// InactivityTimeout ends the session (Timeout channel closes) when no RTP arrives
 	// for this long; 0 disables. Not counted while on hold (SetDirection).
 	InactivityTimeout time.Duration
@@ -61,7 +76,16 @@ type PacketHandler func(pkt *rtp.Packet, from netip.AddrPort)
 
 // Stats are counters for logs and metrics.
 type Stats struct {
-	PacketsIn, PacketsOut, Dropped uint64
+	PacketsIn, PacketsOut uint64
+	// Dropped counts packets from the accepted source (or a source being learned)
+	// that were malformed or of a payload type we did not agree, and read errors.
+	// Packets from other sources are not in it (they were before strict RTP): see
+	// WrongSource.
+	Dropped uint64
+	// WrongSource counts datagrams from a source the session does not accept
+	// (metrics label wrong_source): injection, spraying, stale media of an old
+	// call.
+	WrongSource uint64
 	// DTMFDropped counts digits lost because nobody read the DTMF channel.
 	DTMFDropped uint64
 	// SendErrors counts packets the socket refused to send.
@@ -82,14 +106,20 @@ type Session struct {
 	localPort int
 	epoch     time.Time // monotonic origin for lastRx
 
-	remote   atomic.Pointer[netip.AddrPort] // send address
-	latched  atomic.Bool                    // remote comes from a received packet
-	dir      atomic.Uint32                  // our Direction
-	lastRx   atomic.Int64                   // ns since epoch of the last accepted packet
+	remote  atomic.Pointer[netip.AddrPort] // send address and accepted source
+	latched atomic.Bool                    // the remote has sent since the last re-arm
+	arm     atomic.Pointer[sourceArm]      // the SDP address and when it was set
+	latchMu sync.Mutex                     // orders SetRemote and source changes
+	src     sourceState                    // owned by the read loop (rtp_source.go)
+
+	latchWindow, latchDelay, relatchAfter time.Duration
+
+	dir      atomic.Uint32 // our Direction
+	lastRx   atomic.Int64  // ns since epoch of the last accepted packet
 	handler  atomic.Pointer[PacketHandler]
 	inHandle atomic.Bool // the read loop is inside the PacketHandler
 
-	packetsIn, packetsOut, dropped, dtmfDropped, sendErrors atomic.Uint64
+	packetsIn, packetsOut, dropped, wrongSrc, dtmfDropped, sendErrors atomic.Uint64
 
 	dtmf        chan Digit
 	timedOut    chan struct{}
@@ -153,9 +183,13 @@ func NewSession(cfg SessionConfig) (*Session, error) {
 		inject:    make(chan *dtmfJob),
 	}
 	s.log = log.With("rtp_port", s.localPort)
+	s.latchWindow = orDefault(cfg.LatchWindow, DefaultLatchWindow)
+	s.latchDelay = max(0, orDefault(cfg.LatchDelay, DefaultLatchDelay))
+	s.relatchAfter = orDefault(cfg.RelatchAfter, DefaultRelatchAfter)
 	s.fmt.Store(&format{codec: codec, hasDTMF: cfg.HasDTMF, dtmfPT: cfg.DTMFPayloadType})
 	remote := netip.AddrPortFrom(cfg.Remote.Addr().Unmap(), cfg.Remote.Port())
 	s.remote.Store(&remote)
+	s.arm.Store(&sourceArm{sdp: remote})
 	s.dir.Store(uint32(DirSendRecv))
 	s.w.pkt.Header = rtp.Header{
 		Version:        2,
@@ -226,18 +260,38 @@ func (s *Session) deliver(d Digit) {
 	}
 }
 
-// SetRemote changes the destination (re-INVITE with a new address) and re-arms latching.
+// SetRemote applies the SDP address of an offer/answer exchange and re-opens the
+// latch window (see rtp_source.go). A new address becomes the remote at once and
+// is the only accepted source until it sends or the learning rules allow another.
+// The same address again (a refresh, a hold or resume) keeps a source that has
+// already sent, so a peer behind NAT does not lose its learned source.
 func (s *Session) SetRemote(addr netip.AddrPort) {
 	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
-	s.remote.Store(&addr)
-	s.latched.Store(false)
+	s.latchMu.Lock()
+	defer s.latchMu.Unlock()
+	if prev := s.arm.Load(); prev.sdp != addr || !s.latched.Load() {
+		s.remote.Store(&addr)
+		s.latched.Store(false)
+	}
+	s.arm.Store(&sourceArm{sdp: addr, at: time.Since(s.epoch)})
 }
 
-// Remote is the current send address (from SDP or latched).
+// Remote is the current send address and the only accepted source: the SDP
+// address, or the source learned from received packets.
 func (s *Session) Remote() netip.AddrPort { return *s.remote.Load() }
 
-// Latched reports whether the send address was learned from a received packet.
+// Latched reports whether the remote has sent a valid packet since the session
+// started or SetRemote changed the address (the source is confirmed, whether it
+// is the SDP address or a learned one).
 func (s *Session) Latched() bool { return s.latched.Load() }
+
+// orDefault is d for a zero v.
+func orDefault(v, d time.Duration) time.Duration {
+	if v == 0 {
+		return d
+	}
+	return v
+}
 
 // SetDirection applies the negotiated direction: when we must not send (recvonly/
 // inactive answer) Play stays silent; on hold the inactivity timer is suspended.
@@ -281,6 +335,7 @@ func (s *Session) Stats() Stats {
 		PacketsIn:   s.packetsIn.Load(),
 		PacketsOut:  s.packetsOut.Load(),
 		Dropped:     s.dropped.Load(),
+		WrongSource: s.wrongSrc.Load(),
 		DTMFDropped: s.dtmfDropped.Load(),
 		SendErrors:  s.sendErrors.Load(),
 	}
@@ -359,9 +414,22 @@ func (s *Session) readLoop() {
 	}
 }
 
-// handlePacket validates one datagram (RFC 3550 §5.1, version 2, payload type of
-// the negotiated codec or telephone-event) and dispatches it.
+// handlePacket admits one datagram by its source (rtp_source.go), validates it
+// (RFC 3550 §5.1, version 2, payload type of the negotiated codec or
+// telephone-event) and dispatches it.
 func (s *Session) handlePacket(b []byte, from netip.AddrPort, now time.Time, pkt *rtp.Packet, rx *dtmfReceiver, digits []Digit) {
+	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	if s.arm.Load() != s.src.arm {
+		s.resync()
+	}
+	since := now.Sub(s.epoch)
+	st := &s.src
+	if from == st.cur {
+		st.lastCur = since // any datagram (comfort noise, RTCP) shows the source is alive
+	} else if !s.mayTake(from, since) {
+		s.wrongSource(from)
+		return
+	}
 	if len(b) < rtpHeaderSize || b[0]>>6 != 2 || len(b) >= maxPacketSize {
 		s.dropped.Add(1)
 		return
@@ -377,19 +445,15 @@ func (s *Session) handlePacket(b []byte, from netip.AddrPort, now time.Time, pkt
 		s.dropped.Add(1) // RTCP on a muxed port, comfort noise, codecs we did not agree
 		return
 	}
-	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-	if s.latched.Load() {
-		if *s.remote.Load() != from {
-			s.dropped.Add(1) // not our peer: stale media or injection
+	if from != st.cur || !st.heard {
+		changed := from != st.cur
+		if !s.take(from, since) {
+			s.wrongSource(from)
 			return
 		}
-	} else {
-		// Symmetric RTP (RFC 4961): send where the peer sends from. (A copy, so
-		// that only this rare branch allocates.)
-		latch := from
-		s.remote.Store(&latch)
-		s.latched.Store(true)
-		s.log.Debug("rtp latched", "remote", from)
+		if changed {
+			*rx = dtmfReceiver{} // a pending event of the old source is not delivered
+		}
 	}
 	s.packetsIn.Add(1)
 	s.lastRx.Store(int64(now.Sub(s.epoch)))

@@ -207,9 +207,18 @@ func TestSessionPlayCancel(t *testing.T) {
 }
 
 func TestSessionLatching(t *testing.T) {
-	// The SDP said 127.0.0.1:9 (nobody there); the peer really sends from elsewhere.
-	r := newRig(t, SessionConfig{Remote: netip.MustParseAddrPort("127.0.0.1:9"), HasDTMF: true, DTMFPayloadType: 101})
+	// The SDP said 127.0.0.1:9 (nobody there); the peer really sends from elsewhere
+	// (NAT): it is learned once the delay has passed without the SDP address speaking.
+	sdp := netip.MustParseAddrPort("127.0.0.1:9")
+	r := newRig(t, SessionConfig{Remote: sdp, HasDTMF: true, DTMFPayloadType: 101, LatchDelay: 150 * time.Millisecond})
 	peerAddr := r.peer.LocalAddr().(*net.UDPAddr).AddrPort()
+
+	// Before the delay: another source is refused, however valid its packet.
+	r.send(t, r.peer, rtpBytes(t, 0, 1, 160, make([]byte, 160)))
+	if !waitFor(2*time.Second, func() bool { return r.sess.Stats().WrongSource == 1 }) {
+		t.Fatalf("early packet from another source: %+v", r.sess.Stats())
+	}
+	time.Sleep(200 * time.Millisecond)
 
 	// Not RTP, wrong version, wrong payload type: dropped, no latch.
 	r.send(t, r.peer, []byte("hello"))
@@ -218,7 +227,7 @@ func TestSessionLatching(t *testing.T) {
 	if !waitFor(2*time.Second, func() bool { return r.sess.Stats().Dropped == 3 }) {
 		t.Fatalf("dropped = %d, want 3", r.sess.Stats().Dropped)
 	}
-	if r.sess.Latched() || r.sess.Remote() != netip.MustParseAddrPort("127.0.0.1:9") {
+	if r.sess.Latched() || r.sess.Remote() != sdp {
 		t.Fatal("latched on garbage")
 	}
 
@@ -243,17 +252,24 @@ func TestSessionLatching(t *testing.T) {
 	}
 	defer other.Close()
 	r.send(t, other, rtpBytes(t, 0, 3, 480, make([]byte, 160)))
-	if !waitFor(2*time.Second, func() bool { return r.sess.Stats().Dropped == 4 }) {
+	if !waitFor(2*time.Second, func() bool { return r.sess.Stats().WrongSource == 2 }) {
 		t.Fatalf("foreign source not dropped: %+v", r.sess.Stats())
 	}
-	if r.sess.Remote() != peerAddr {
-		t.Fatal("foreign source moved the latch")
+	if r.sess.Remote() != peerAddr || r.sess.Stats().Dropped != 3 {
+		t.Fatalf("foreign source moved the latch or was counted as malformed: %v %+v", r.sess.Remote(), r.sess.Stats())
 	}
-	// ... until SetRemote re-arms latching (re-INVITE).
-	r.sess.SetRemote(netip.MustParseAddrPort("127.0.0.1:9"))
-	if r.sess.Latched() {
+	// ... and the same SDP address again (a refresh) keeps the learned source ...
+	r.sess.SetRemote(sdp)
+	if !r.sess.Latched() || r.sess.Remote() != peerAddr {
+		t.Fatalf("same-address SetRemote dropped the learned source: %v", r.sess.Remote())
+	}
+	// ... while a new SDP address re-arms latching (re-INVITE).
+	moved := netip.MustParseAddrPort("127.0.0.1:11")
+	r.sess.SetRemote(moved)
+	if r.sess.Latched() || r.sess.Remote() != moved {
 		t.Fatal("SetRemote did not re-arm")
 	}
+	time.Sleep(200 * time.Millisecond)
 	r.send(t, other, rtpBytes(t, 101, 4, 640, []byte{5, 0x0a, 0, 160}))
 	otherAddr := other.LocalAddr().(*net.UDPAddr).AddrPort()
 	if !waitFor(2*time.Second, func() bool { return r.sess.Remote() == otherAddr }) {
@@ -536,18 +552,19 @@ func BenchmarkSessionSendFrame(b *testing.B) {
 	}
 }
 
-// BenchmarkSessionHandlePacket is the receive path after the socket read.
+// BenchmarkSessionHandlePacket is the receive path after the socket read, for a
+// packet from the accepted source (the SDP address).
 func BenchmarkSessionHandlePacket(b *testing.B) {
 	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		b.Fatal(err)
 	}
-	s, err := NewSession(SessionConfig{Conn: conn, HasDTMF: true, DTMFPayloadType: 101})
+	from := netip.MustParseAddrPort("127.0.0.1:40000")
+	s, err := NewSession(SessionConfig{Conn: conn, Remote: from, HasDTMF: true, DTMFPayloadType: 101})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	from := netip.MustParseAddrPort("127.0.0.1:40000")
 	pkt := rtpBytes(b, 0, 1, 160, make([]byte, 160))
 	var (
 		p      rtp.Packet
