@@ -135,6 +135,7 @@ func (o observer) RTPStats(_ string, st media.Stats) {
 	o.m.RTPIn(int(st.PacketsIn))
 	o.m.RTPOut(int(st.PacketsOut))
 	o.m.RTPDropped("malformed", int(st.Dropped))
+	o.m.RTPDropped("wrong_source", int(st.WrongSource))
 }
 
 // decisionJSON is the decision object of DESIGN.md's `rules test --json` contract.
