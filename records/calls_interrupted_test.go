@@ -2,6 +2,7 @@ package records
 
 import (
 	"context"
+	"encoding/json"
 	"reflect"
 	"testing"
 	"time"
@@ -142,5 +143,37 @@ func TestMigrationKeepsV1Rows(t *testing.T) {
 	if err := db.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'call_records'
 		AND name IN ('call_records_start', 'call_records_outcome_start', 'call_records_id')`).Scan(&idx); err != nil || idx != 3 {
 		t.Fatalf("indexes %d %v", idx, err)
+	}
+}
+
+func TestUnfinishedRecordJSON(t *testing.T) {
+	for _, tc := range []struct {
+		rec                CallRecord
+		outcome, endReason string
+	}{
+		{startedCall("c-live"), "in_progress", "unknown"},
+		{func() CallRecord {
+			r := startedCall("c-lost")
+			r.Outcome, r.EndReason = OutcomeInterrupted, EndInterrupted
+			return r
+		}(), "interrupted", "interrupted"},
+	} {
+		b, err := json.Marshal(tc.rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := m["end"]; ok || m["outcome"] != tc.outcome || m["end_reason"] != tc.endReason ||
+			m["ring_seconds"] != 0.0 || m["talk_seconds"] != 0.0 {
+			t.Errorf("%s: %s", tc.rec.ID, b)
+		}
+		var back CallRecord
+		if err := json.Unmarshal(b, &back); err != nil || back.Outcome != tc.rec.Outcome ||
+			back.EndReason != tc.rec.EndReason {
+			t.Errorf("%s: round trip %+v %v", tc.rec.ID, back, err)
+		}
 	}
 }
