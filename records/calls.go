@@ -13,9 +13,10 @@ import (
 	"github.com/matterline/matterline/routing"
 )
 
-// CallRecord is one call as it is kept after it ended (a CDR). It holds Clio ids,
-// never names: names change and are the firm's confidential data, ids are enough to
-// open the contact or matter in Clio.
+// CallRecord is one call as it is kept (a CDR): first a row written at the INVITE
+// (OutcomeInProgress, no End), then the full record when the call ends, replacing it.
+// It holds Clio ids, never names: names change and are the firm's confidential
+// data, ids are enough to open the contact or matter in Clio.
 type CallRecord struct {
 	// ID is matterline's call id (the one in /v1/calls/{id} and the logs).
 	ID string `json:"id"`
@@ -24,7 +25,7 @@ type CallRecord struct {
 
 	Start  time.Time `json:"start"`
 	Answer time.Time `json:"answer,omitzero"` // zero: never answered
-	End    time.Time `json:"end,omitzero"`    // zero: end unknown
+	End    time.Time `json:"end,omitzero"`    // zero: end unknown (in progress or interrupted)
 
 	// Caller and Called are the caller's number (From / P-Asserted-Identity) and the
 	// dialled number (Request-URI user), as received.
@@ -169,7 +170,9 @@ const callColumns = `id, sip_call_id, start_time, answer_time, end_time, caller,
 	decision_reason, outcome, end_reason`
 
 // Upsert writes rec as the one row of its call. Writing the same call (same ID and
-// CallID) again replaces the row, so a retried write is harmless.
+// CallID) again replaces the row, so a retried write is harmless; an in-progress
+// record never replaces a finished one, so the row written at the INVITE cannot
+// overwrite the final record however late it lands.
 func (s *CallStore) Upsert(ctx context.Context, rec CallRecord) error {
 	if err := rec.validate(); err != nil {
 		return err
@@ -192,7 +195,8 @@ func (s *CallStore) Upsert(ctx context.Context, rec CallRecord) error {
 			intents=excluded.intents, rule=excluded.rule, mode=excluded.mode,
 			destination=excluded.destination, decision_reason=excluded.decision_reason,
 			outcome=excluded.outcome, end_reason=excluded.end_reason,
-			ring_ms=excluded.ring_ms, talk_ms=excluded.talk_ms`,
+			ring_ms=excluded.ring_ms, talk_ms=excluded.talk_ms
+		WHERE excluded.outcome <> 'in_progress' OR call_records.outcome = 'in_progress'`,
 		rec.ID, rec.CallID, formatTime(rec.Start), nullTime(rec.Answer), nullTime(rec.End),
 		rec.Caller, rec.Called, rec.Lookup.String(), nullID(rec.ContactID), nullID(rec.MatterID),
 		nullID(rec.StaffID), string(ij), rec.Rule, rec.Mode.String(), rec.Destination,
@@ -202,6 +206,26 @@ func (s *CallStore) Upsert(ctx context.Context, rec CallRecord) error {
 		return fmt.Errorf("records: write call %s: %w", rec.ID, err)
 	}
 	return nil
+}
+
+// MarkInterrupted turns every in-progress row into an interrupted one (outcome and
+// end reason interrupted) and returns how many it changed. Their end time stays
+// unknown (NULL): matterline cannot tell when a call it lost ended. Only matterline
+// serve calls it, on start and before it takes calls: any row still in progress then
+// was left by a run that stopped without ending its calls. Running it again changes
+// nothing.
+func (s *CallStore) MarkInterrupted(ctx context.Context) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE call_records SET outcome = ?, end_reason = ?
+		WHERE outcome = ?`,
+		OutcomeInterrupted.String(), EndInterrupted.String(), OutcomeInProgress.String())
+	if err != nil {
+		return 0, fmt.Errorf("records: mark interrupted calls: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("records: mark interrupted calls: %w", err)
+	}
+	return n, nil
 }
 
 func (rec CallRecord) validate() error {

@@ -4,9 +4,12 @@
 // Both live in matterline's SQLite database (see package store) in two tables this
 // package owns and migrates under the component name "records":
 //
-//   - call_records: one row per call, written once when the call ends by the call
-//     path (CallStore.Upsert, idempotent on the pair SIP Call-ID + matterline call
-//     id). Clio contact, matter and staff appear by id only, never by name.
+//   - call_records: one row per call, written by the call path at the INVITE
+//     (outcome in_progress) and replaced when the call ends (CallStore.Upsert,
+//     idempotent on the pair SIP Call-ID + matterline call id). Rows a crash left in
+//     progress are marked interrupted when matterline serve starts
+//     (CallStore.MarkInterrupted). Clio contact, matter and staff appear by id
+//     only, never by name.
 //   - messages: one row per recording (MessageStore). The audio is a WAV file
 //     (8 kHz mono 16-bit PCM, written by WAVWriter) in the configured messages
 //     folder; the row stores its path relative to that folder. Deleting a message

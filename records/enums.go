@@ -6,35 +6,40 @@ import (
 )
 
 // Outcome is how a call's transfer request ended. The zero value means unknown (the
-// call ended before an outcome was set).
+// call ended before an outcome was set). A call still up has OutcomeInProgress; one
+// that a crash of matterline cut off has OutcomeInterrupted.
 type Outcome uint8
 
 const (
-	OutcomeUnknown    Outcome = iota
-	OutcomeNone               // the caller never asked for a transfer (hung up in the menu, goodbye)
-	OutcomeReferred           // cold transfer: REFER accepted and a 2xx sipfrag received
-	OutcomeBridged            // warm transfer or bridged fallback: the destination answered and was bridged
-	OutcomeDeclined           // the destination declined (603, or rejected the whisper)
-	OutcomeNoAnswer           // the destination rang until the ring timeout
-	OutcomeBusy               // the destination answered 486/600 busy
-	OutcomeFailed             // the transfer failed otherwise (4xx/5xx, REFER and fallback failed, timeout)
-	OutcomeMessage            // the caller left a message
-	OutcomeAbandoned          // the caller hung up while the transfer was under way
-	OutcomeRedirected         // sip.mode redirect: the INVITE was answered 302 to the destination
+	OutcomeUnknown     Outcome = iota
+	OutcomeNone                // the caller never asked for a transfer (hung up in the menu, goodbye)
+	OutcomeReferred            // cold transfer: REFER accepted and a 2xx sipfrag received
+	OutcomeBridged             // warm transfer or bridged fallback: the destination answered and was bridged
+	OutcomeDeclined            // the destination declined (603, or rejected the whisper)
+	OutcomeNoAnswer            // the destination rang until the ring timeout
+	OutcomeBusy                // the destination answered 486/600 busy
+	OutcomeFailed              // the transfer failed otherwise (4xx/5xx, REFER and fallback failed, timeout)
+	OutcomeMessage             // the caller left a message
+	OutcomeAbandoned           // the caller hung up while the transfer was under way
+	OutcomeRedirected          // sip.mode redirect: the INVITE was answered 302 to the destination
+	OutcomeInProgress          // the call has not ended yet: the row written at the INVITE
+	OutcomeInterrupted         // matterline stopped without ending the call (crash, kill -9, power loss)
 )
 
 var outcomeNames = [...]string{
-	OutcomeUnknown:    "unknown",
-	OutcomeNone:       "none",
-	OutcomeReferred:   "referred",
-	OutcomeBridged:    "bridged",
-	OutcomeDeclined:   "declined",
-	OutcomeNoAnswer:   "no_answer",
-	OutcomeBusy:       "busy",
-	OutcomeFailed:     "failed",
-	OutcomeMessage:    "message",
-	OutcomeAbandoned:  "abandoned",
-	OutcomeRedirected: "redirected",
+	OutcomeUnknown:     "unknown",
+	OutcomeNone:        "none",
+	OutcomeReferred:    "referred",
+	OutcomeBridged:     "bridged",
+	OutcomeDeclined:    "declined",
+	OutcomeNoAnswer:    "no_answer",
+	OutcomeBusy:        "busy",
+	OutcomeFailed:      "failed",
+	OutcomeMessage:     "message",
+	OutcomeAbandoned:   "abandoned",
+	OutcomeRedirected:  "redirected",
+	OutcomeInProgress:  "in_progress",
+	OutcomeInterrupted: "interrupted",
 }
 
 // Outcomes lists every known outcome except unknown, in declaration order.
@@ -92,6 +97,7 @@ const (
 	EndShutdown                 // the server closed
 	EndTransferred              // the call left matterline by a transfer (REFER completed)
 	EndError                    // an internal or protocol error ended the call
+	EndInterrupted              // matterline stopped without ending the call; the end time is unknown
 )
 
 var endReasonNames = [...]string{
@@ -110,6 +116,7 @@ var endReasonNames = [...]string{
 	EndShutdown:       "shutdown",
 	EndTransferred:    "transferred",
 	EndError:          "error",
+	EndInterrupted:    "interrupted",
 }
 
 // EndReasons lists every known end reason except unknown, in declaration order.

@@ -70,6 +70,10 @@ type call struct {
 	expiry    *time.Timer // RFC 4028 session expiry
 	ringStop  func()      // stops the ringback the caller hears
 
+	// recStart is closed when the write of the row at the INVITE is over (cdr.go);
+	// set at the start of live, nil without call records.
+	recStart chan struct{}
+
 	// Written by live's goroutine only, under mu; read by others (snapshot,
 	// Transfer, the registry).
 	mu        sync.Mutex
@@ -117,6 +121,7 @@ func newCallID() string {
 func (c *call) live() {
 	defer c.teardown()
 	c.srv.goTracked(func() { c.runLookup() })
+	c.startRecord()
 	if c.srv.redirect(c) { // sip.mode redirect: 302 when the rules allow
 		return
 	}

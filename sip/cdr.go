@@ -11,6 +11,10 @@ import (
 // cdrTimeout bounds writing one call record.
 const cdrTimeout = 5 * time.Second
 
+// cdrStartTimeout bounds writing the row at the INVITE; the final write waits for
+// it at most this long.
+const cdrStartTimeout = 2 * time.Second
+
 // CallRecorder stores call records (records.CallStore implements it).
 type CallRecorder interface {
 	Upsert(ctx context.Context, rec records.CallRecord) error
@@ -28,7 +32,8 @@ type Speaker interface {
 	Render(ctx context.Context, text string) (*media.Prompt, error)
 }
 
-// WithCallRecords stores one call record per call, written when the call ends.
+// WithCallRecords stores one call record per call: a row written when the call
+// starts (outcome in_progress, no end), replaced by the full record when it ends.
 func WithCallRecords(r CallRecorder) Option { return func(s *Server) { s.cdr = r } }
 
 // WithMessages sets where recorded messages go (unavailable handling "message").
@@ -62,6 +67,29 @@ func (c *call) record(end time.Time) records.CallRecord {
 	return rec
 }
 
+// startRecord writes the call's first row (outcome in_progress, no end), so a call
+// cut off by a crash still leaves a row (matterline serve marks it interrupted on
+// the next start). live calls it first thing; the write runs on its own goroutine,
+// bounded by cdrStartTimeout, so a slow database never delays the answer.
+// writeRecord waits for it before the final write, so the final record wins.
+func (c *call) startRecord() {
+	if c.srv.cdr == nil {
+		return
+	}
+	rec := records.CallRecord{ID: c.id, CallID: c.sipCallID, Start: c.started,
+		Caller: c.caller, Called: c.callee, Outcome: records.OutcomeInProgress}
+	done := make(chan struct{})
+	c.recStart = done
+	c.srv.goTracked(func() {
+		defer close(done)
+		ctx, cancel := context.WithTimeout(context.Background(), cdrStartTimeout)
+		defer cancel()
+		if err := c.srv.cdr.Upsert(ctx, rec); err != nil {
+			c.log.Warn("call record not started", "error", err)
+		}
+	})
+}
+
 // writeRecord stores the call record; teardown calls it once per call.
 func (c *call) writeRecord() {
 	rec := c.record(c.srv.now())
@@ -69,6 +97,9 @@ func (c *call) writeRecord() {
 		"rule", rec.Rule, "mode", rec.Mode.String())
 	if c.srv.cdr == nil {
 		return
+	}
+	if c.recStart != nil {
+		<-c.recStart // returns within cdrStartTimeout
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cdrTimeout)
 	defer cancel()

@@ -21,7 +21,9 @@ const (
 	testService = "+15550000000"
 )
 
-// memCDR keeps call records in memory.
+// memCDR keeps call records in memory, one row per call like records.CallStore:
+// a write for the same ID and CallID replaces the row, except that an in-progress
+// record never replaces a finished one.
 type memCDR struct {
 	mu   sync.Mutex
 	recs []records.CallRecord
@@ -30,28 +32,46 @@ type memCDR struct {
 func (m *memCDR) Upsert(ctx context.Context, rec records.CallRecord) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	for i, r := range m.recs {
+		if r.ID == rec.ID && r.CallID == rec.CallID {
+			if rec.Outcome != records.OutcomeInProgress || r.Outcome == records.OutcomeInProgress {
+				m.recs[i] = rec
+			}
+			return nil
+		}
+	}
 	m.recs = append(m.recs, rec)
 	return nil
 }
 
-// wait returns the one record of SIP Call-ID callID (failing on a second one).
+// rows returns the rows of SIP Call-ID callID.
+func (m *memCDR) rows(callID string) []records.CallRecord {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []records.CallRecord
+	for _, r := range m.recs {
+		if r.CallID == callID {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// wait returns the one record of SIP Call-ID callID once the call has ended
+// (failing on a second row).
 func (m *memCDR) wait(t testing.TB, callID string) records.CallRecord {
 	t.Helper()
 	var out records.CallRecord
 	eventually(t, 10*time.Second, "call record", func() bool {
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		n := 0
-		for _, r := range m.recs {
-			if r.CallID == callID {
-				out = r
-				n++
-			}
+		rows := m.rows(callID)
+		if len(rows) > 1 {
+			t.Fatalf("%d call records for one call", len(rows))
 		}
-		if n > 1 {
-			t.Fatalf("%d call records for one call", n)
+		if len(rows) == 0 || rows[0].Outcome == records.OutcomeInProgress {
+			return false
 		}
-		return n == 1
+		out = rows[0]
+		return true
 	})
 	return out
 }

@@ -357,7 +357,8 @@ func waitIdle(reg *sip.Registry, d time.Duration) {
 	}
 }
 
-// waitRecord waits until the call record of the SIP Call-ID is stored.
+// waitRecord waits until the final call record of the SIP Call-ID is stored (not
+// the row written at the INVITE, which is in progress).
 func waitRecord(ctx context.Context, st *records.CallStore, sipCallID string) (records.CallRecord, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -367,7 +368,7 @@ func waitRecord(ctx context.Context, st *records.CallStore, sipCallID string) (r
 		recs, err := st.List(ctx, records.Filter{Limit: 20})
 		if err == nil {
 			for _, r := range recs {
-				if r.CallID == sipCallID {
+				if r.CallID == sipCallID && r.Outcome != records.OutcomeInProgress {
 					return r, nil
 				}
 			}

@@ -77,10 +77,34 @@ func cmdCalls(ctx context.Context, s stdio, args []string) error {
 	for _, r := range recs {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
 			r.Start.In(loc).Format(recordsTimeLayout), shortCallID(r.ID), orDash(r.Caller), orDash(r.Called),
-			r.Lookup, orDash(r.Rule), orDash(r.Mode.String()), r.Outcome, r.EndReason,
-			recordsDuration(r.RingDuration()), recordsDuration(r.TalkDuration()))
+			r.Lookup, orDash(r.Rule), orDash(r.Mode.String()), r.Outcome, callEndText(r),
+			callRingText(r), callTalkText(r))
 	}
 	return tw.Flush()
+}
+
+// callEndText is the END column: the end reason, "-" while the call is in progress.
+func callEndText(r records.CallRecord) string {
+	if r.Outcome == records.OutcomeInProgress && r.EndReason == records.EndUnknown {
+		return "-"
+	}
+	return r.EndReason.String()
+}
+
+// callRingText and callTalkText are the RING and TALK columns; "-" when the end
+// they need is unknown (a call in progress or interrupted).
+func callRingText(r records.CallRecord) string {
+	if r.Answer.IsZero() && r.End.IsZero() {
+		return "-"
+	}
+	return recordsDuration(r.RingDuration())
+}
+
+func callTalkText(r records.CallRecord) string {
+	if r.End.IsZero() {
+		return "-"
+	}
+	return recordsDuration(r.TalkDuration())
 }
 
 // cmdMessages manages recorded messages: list, show ID, rm ID.

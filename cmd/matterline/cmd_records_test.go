@@ -363,3 +363,53 @@ func TestParseRecordsTime(t *testing.T) {
 		}
 	}
 }
+
+func TestCallsCommandUnfinished(t *testing.T) {
+	e := newRecordsEnv(t)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	live := records.CallRecord{ID: "call-live-0001", CallID: "live@pbx", Start: now.Add(-time.Minute),
+		Caller: "+12175552171", Called: "+12175550100", Outcome: records.OutcomeInProgress}
+	lost := live
+	lost.ID, lost.CallID, lost.Start = "call-lost-0001", "lost@pbx", now.Add(-2*time.Minute)
+	lost.Outcome, lost.EndReason = records.OutcomeInterrupted, records.EndInterrupted
+	e.seedCalls(t, live, lost, testCall("call-done-0001", now.Add(-time.Hour), records.OutcomeBridged))
+
+	code, out, errs := runRecordsCmd(t, "calls", "-config", e.cfg)
+	if code != 0 {
+		t.Fatalf("calls: %d %s", code, errs)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("table:\n%s", out)
+	}
+	// OUTCOME, END, RING, TALK are the last four columns.
+	for i, want := range [][]string{
+		1: {"in_progress", "-", "-", "-"},
+		2: {"interrupted", "interrupted", "-", "-"},
+		3: {"bridged", "caller_bye", "1.0s", "1m34s"},
+	} {
+		if i == 0 {
+			continue
+		}
+		f := strings.Fields(lines[i])
+		if got := f[len(f)-4:]; strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("row %d: got %q want %q\n%s", i, got, want, out)
+		}
+	}
+	for outcome, want := range map[string]string{"in_progress": "call-live-0001", "interrupted": "call-lost-0001"} {
+		code, out, errs := runRecordsCmd(t, "calls", "--outcome", outcome, "--json", "-config", e.cfg)
+		if code != 0 {
+			t.Fatalf("--outcome %s: %d %s", outcome, code, errs)
+		}
+		if got := strings.Join(callIDs(t, out), " "); got != want {
+			t.Errorf("--outcome %s: got %q want %q", outcome, got, want)
+		}
+		var raw []map[string]any
+		if err := json.Unmarshal([]byte(out), &raw); err != nil || len(raw) != 1 {
+			t.Fatalf("json %v: %s", err, out)
+		}
+		if _, ok := raw[0]["end"]; ok || raw[0]["outcome"] != outcome {
+			t.Errorf("--outcome %s json: %v", outcome, raw[0])
+		}
+	}
+}

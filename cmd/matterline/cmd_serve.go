@@ -110,6 +110,13 @@ func serve(ctx context.Context, s stdio, cfg *config.Config, ready func(*app)) e
 	if a.calls, err = records.NewCallStore(runCtx, db); err != nil {
 		return err
 	}
+	// Before any call: a row still in progress was left by a run that stopped
+	// without ending its calls (crash, kill -9, power loss).
+	if n, err := a.calls.MarkInterrupted(runCtx); err != nil {
+		return err
+	} else if n > 0 {
+		log.Warn("calls cut off by the previous run marked interrupted", "calls", n)
+	}
 	if a.msgs, err = records.NewMessageStore(runCtx, db, cfg.Transfer.MessagesDir); err != nil {
 		return fmt.Errorf("transfer.messages_dir: %w", err)
 	}
