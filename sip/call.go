@@ -28,8 +28,8 @@ const byeTimeout = 4 * time.Second
 // teardown and the record happen once, at the end of live.
 //
 // A reader finds the call's whole life in this file, top to bottom: live (answer,
-// menu, teardown), handle (what any event does while the flow waits), and the
-// caller leg's offer/answer. The flow's steps (menu.go, transfer.go, refer.go,
+// menu, teardown) and handle (what any event does while the flow waits).
+// side.go serves re-INVITE/UPDATE/ACK the same way for both legs. The flow's steps (menu.go, transfer.go, refer.go,
 // bridge_call.go, unavailable.go) run on the same goroutine and wait with
 // selects that pass every event they do not consume to handle.
 type call struct {
@@ -46,29 +46,29 @@ type call struct {
 	releaseOnce sync.Once
 
 	// Set before live starts, read-only afterwards.
-	sipCallID      string
-	caller         string
-	callee         string
-	started        time.Time
-	transport      string // "UDP" or "TCP"
-	source         string // transport source of the INVITE (host:port)
-	laddr          netip.AddrPort
-	advertise      netip.Addr
-	invite         *gosip.Request
-	inviteTx       gosip.ServerTransaction
+	sipCallID string
+	caller    string
+	callee    string
+	started   time.Time
+	transport string // "UDP" or "TCP"
+	source    string // transport source of the INVITE (host:port)
+	laddr     netip.AddrPort
+	advertise netip.Addr
+	invite    *gosip.Request
+	inviteTx  gosip.ServerTransaction
+	dialogID  string // guarded by Registry.mu
+
+	// Owned by live's goroutine (set from the INVITE before it starts).
 	timerSupported bool          // the caller supports RFC 4028 timers
 	interval       time.Duration // negotiated session interval, 0 = none
-	dialogID       string        // guarded by Registry.mu
-
-	// Owned by live's goroutine.
-	in        *inLeg  // the caller's leg
-	out       *outLeg // the outbound leg of a warm or bridged transfer
-	refer     *referSub
-	lookupIn  bool // the lookup result is attached (or given up)
-	pending   *injectEvent
-	warmTries int
-	expiry    *time.Timer // RFC 4028 session expiry
-	ringStop  func()      // stops the ringback the caller hears
+	in             *inLeg        // the caller's leg
+	out            *outLeg       // the outbound leg of a warm or bridged transfer
+	refer          *referSub
+	lookupIn       bool // the lookup result is attached (or given up)
+	pending        *injectEvent
+	warmTries      int
+	expiry         *time.Timer // RFC 4028 session expiry
+	ringStop       func()      // stops the ringback the caller hears
 
 	// recStart is closed when the write of the row at the INVITE is over (cdr.go);
 	// set at the start of live, nil without call records.
