@@ -102,7 +102,7 @@ func newClio(ctx context.Context, cfg *config.Config, db *sql.DB, log *slog.Logg
 	case errors.Is(err, clio.ErrTokensSealed):
 		// Calls must still be answered: run without Clio, loudly.
 		d.tokenErr = err
-		log.Error("clio tokens cannot be read: caller lookups answer unconfigured", "err", err)
+		log.Error("clio tokens cannot be read: caller lookups do not reach Clio", "err", err)
 	case !errors.Is(err, clio.ErrNotConnected):
 		return nil, err
 	}
