@@ -163,3 +163,45 @@ func TestWarnExposedSecrets(t *testing.T) {
 }
 
 func chmod(path string, perm int) error { return os.Chmod(path, os.FileMode(perm)) }
+
+// seedDBToken stores an OAuth token in the database at path, sealed with key
+// (base64, "" = plain text).
+func seedDBToken(t *testing.T, path, key string) {
+	t.Helper()
+	c := &clioCLI{t: t, dir: filepath.Dir(path)}
+	if filepath.Base(path) != "m.db" {
+		t.Fatalf("seed path %s", path)
+	}
+	c.seedToken(key)
+}
+
+func TestServeTokenSealingWarnings(t *testing.T) {
+	t.Setenv(clio.EnvSecretKeyOld, "")
+	t.Setenv("CREDENTIALS_DIRECTORY", "")
+	t.Setenv("MATTERLINE_CLIO_ACCESS_TOKEN", "")
+	oauth := func(key string) func(*config.Config) {
+		return func(cfg *config.Config) {
+			cfg.Clio.AccessToken = "" // stored OAuth tokens, not the demo's static one
+			cfg.Store.Path = filepath.Join(filepath.Dir(cfg.Store.Path), "m.db")
+			seedDBToken(t, cfg.Store.Path, key)
+		}
+	}
+	t.Run("no key", func(t *testing.T) {
+		t.Setenv(clio.EnvSecretKey, "")
+		s := startE2E(t, e2eOptions{configure: oauth("")})
+		if !strings.Contains(s.logs.String(), "stored unsealed") {
+			t.Errorf("no warning about unsealed tokens:\n%s", s.logs.String())
+		}
+	})
+	t.Run("wrong key", func(t *testing.T) {
+		t.Setenv(clio.EnvSecretKey, b64Key(2))
+		s := startE2E(t, e2eOptions{configure: oauth(b64Key(1))})
+		logs := s.logs.String()
+		if !strings.Contains(logs, "reconnect or set the old key") || strings.Contains(logs, "stored unsealed") {
+			t.Errorf("wrong key: logs\n%s", logs)
+		}
+		if strings.Contains(logs, sealedTok) || strings.Contains(logs, "demo-refresh") {
+			t.Error("a token reached the log")
+		}
+	})
+}
