@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/matterline/matterline/lookup"
@@ -40,16 +41,33 @@ var migrations = []string{
 // Storage keeps the clio tables in matterline's SQLite database: the OAuth
 // tokens (one connection), the lookup cache and the last status.
 type Storage struct {
-	db *sql.DB
+	db     *sql.DB
+	sealer *Sealer // nil: tokens are written in plain text
+}
+
+// StorageOption configures OpenStorage.
+type StorageOption func(*Storage)
+
+// WithSealer seals the access and refresh tokens with s on every write and opens
+// sealed ones on read (nil: plain text, as before sealing existed).
+func WithSealer(s *Sealer) StorageOption {
+	return func(st *Storage) { st.sealer = s }
 }
 
 // OpenStorage applies the clio migrations to db.
-func OpenStorage(ctx context.Context, db *sql.DB) (*Storage, error) {
+func OpenStorage(ctx context.Context, db *sql.DB, opts ...StorageOption) (*Storage, error) {
 	if err := store.Migrate(ctx, db, "clio", migrations); err != nil {
 		return nil, fmt.Errorf("clio: storage: %w", err)
 	}
-	return &Storage{db: db}, nil
+	s := &Storage{db: db}
+	for _, o := range opts {
+		o(s)
+	}
+	return s, nil
 }
+
+// Sealed reports whether tokens are sealed when written.
+func (s *Storage) Sealed() bool { return s.sealer != nil }
 
 // StoredToken is the saved OAuth connection. It holds secrets: never log it.
 type StoredToken struct {
@@ -63,8 +81,17 @@ type StoredToken struct {
 	Updated      time.Time
 }
 
-// LoadToken returns the stored token, or ErrNotConnected.
+// LoadToken returns the stored token, or ErrNotConnected, or ErrTokensSealed
+// when the tokens are sealed with a key this Storage does not hold. Plain-text
+// rows (written before sealing) are read as they are.
 func (s *Storage) LoadToken(ctx context.Context) (StoredToken, error) {
+	t, _, err := s.loadToken(ctx)
+	return t, err
+}
+
+// loadToken is LoadToken that also reports whether the row should be re-sealed:
+// a token in plain text while a key is set, or sealed with the old key.
+func (s *Storage) loadToken(ctx context.Context) (StoredToken, bool, error) {
 	var t StoredToken
 	var region string
 	var exp, upd int64
@@ -72,21 +99,64 @@ func (s *Storage) LoadToken(ctx context.Context) (StoredToken, error) {
 		expiry_unix, account_id, account_name, updated_unix FROM clio_tokens WHERE id = 1`).
 		Scan(&region, &t.AccessToken, &t.RefreshToken, &t.TokenType, &exp, &t.AccountID, &t.AccountName, &upd)
 	if errors.Is(err, sql.ErrNoRows) {
-		return t, ErrNotConnected
+		return StoredToken{}, false, ErrNotConnected
 	}
 	if err != nil {
-		return t, fmt.Errorf("clio: load token: %w", err)
+		return StoredToken{}, false, fmt.Errorf("clio: load token: %w", err)
+	}
+	stale := s.stale(t.AccessToken) || s.stale(t.RefreshToken)
+	if t.AccessToken, err = s.sealer.open("access_token", t.AccessToken); err != nil {
+		return StoredToken{}, false, err
+	}
+	if t.RefreshToken, err = s.sealer.open("refresh_token", t.RefreshToken); err != nil {
+		return StoredToken{}, false, err
 	}
 	t.Region = Region(region)
 	if exp > 0 {
 		t.Expiry = time.Unix(exp, 0)
 	}
 	t.Updated = time.Unix(upd, 0)
-	return t, nil
+	return t, stale, nil
 }
 
-// SaveToken replaces the stored token.
+// stale reports whether stored value v is not sealed with the current key.
+func (s *Storage) stale(v string) bool {
+	if s.sealer == nil || v == "" {
+		return false
+	}
+	return !strings.HasPrefix(v, sealPrefix+s.sealer.cur.id+":")
+}
+
+// Reseal rewrites the stored tokens sealed with the current key (after a key
+// rotation, or to seal a row written in plain text). It reports whether the row
+// was rewritten; without a key or a token it does nothing.
+func (s *Storage) Reseal(ctx context.Context) (bool, error) {
+	if s.sealer == nil {
+		return false, nil
+	}
+	t, stale, err := s.loadToken(ctx)
+	if errors.Is(err, ErrNotConnected) || (err == nil && !stale) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, s.SaveToken(ctx, t)
+}
+
+// SaveToken replaces the stored token, sealing the access and refresh tokens
+// when the Storage has a key.
 func (s *Storage) SaveToken(ctx context.Context, t StoredToken) error {
+	access, refresh := t.AccessToken, t.RefreshToken
+	if s.sealer != nil {
+		var err error
+		if access, err = s.sealer.seal("access_token", access); err != nil {
+			return err
+		}
+		if refresh, err = s.sealer.seal("refresh_token", refresh); err != nil {
+			return err
+		}
+	}
 	var exp int64
 	if !t.Expiry.IsZero() {
 		exp = t.Expiry.Unix()
@@ -99,7 +169,7 @@ func (s *Storage) SaveToken(ctx context.Context, t StoredToken) error {
 		ON CONFLICT(id) DO UPDATE SET region=excluded.region, access_token=excluded.access_token,
 		refresh_token=excluded.refresh_token, token_type=excluded.token_type, expiry_unix=excluded.expiry_unix,
 		account_id=excluded.account_id, account_name=excluded.account_name, updated_unix=excluded.updated_unix`,
-		string(t.Region), t.AccessToken, t.RefreshToken, cmpOr(t.TokenType, "bearer"), exp,
+		string(t.Region), access, refresh, cmpOr(t.TokenType, "bearer"), exp,
 		t.AccountID, t.AccountName, t.Updated.Unix())
 	if err != nil {
 		return fmt.Errorf("clio: save token: %w", err)

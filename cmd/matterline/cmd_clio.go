@@ -24,7 +24,8 @@ const clioUsage = `usage: matterline clio SUBCOMMAND [flags]
   status [--json]                                  connection, account, token expiry, last error, rate limit
   disconnect                                       revoke the token at Clio and delete it here
   lookup NUMBER [--json] [--no-cache]              look a caller up as a call would
-  staff [--json]                                   list Clio users and the rule serving each`
+  staff [--json]                                   list Clio users and the rule serving each
+  reseal                                           re-seal the stored tokens with the current secret key`
 
 func cmdClio(ctx context.Context, s stdio, args []string) error {
 	if len(args) == 0 {
@@ -32,7 +33,7 @@ func cmdClio(ctx context.Context, s stdio, args []string) error {
 	}
 	sub := map[string]func(context.Context, stdio, []string) error{
 		"connect": clioConnect, "status": clioStatus, "disconnect": clioDisconnect,
-		"lookup": clioLookup, "staff": clioStaff,
+		"lookup": clioLookup, "staff": clioStaff, "reseal": clioReseal,
 	}[args[0]]
 	if sub == nil {
 		return fmt.Errorf("%w: unknown subcommand %q\n%s", errUsage, args[0], clioUsage)
@@ -206,6 +207,8 @@ type clioStatusJSON struct {
 	RateLimit    *rateJSON       `json:"rate_limit"`
 	RetryUntil   *time.Time      `json:"retry_until,omitempty"`
 	CacheEntries int             `json:"cache_entries"`
+	TokenError   string          `json:"token_error,omitempty"`
+	TokensSealed bool            `json:"tokens_sealed"`
 }
 
 type rateJSON struct {
@@ -236,7 +239,11 @@ func clioStatus(ctx context.Context, s stdio, args []string) error {
 	defer env.done()
 	d, c := env.deps, env.cfg.Clio
 	st := clioStatusJSON{Mode: d.mode.String(), Connected: d.mode != clioNone, Region: string(d.region),
-		BaseURL: c.BaseURL, ClientID: c.ClientID, ClientSecret: mask(c.ClientSecret)}
+		BaseURL: c.BaseURL, ClientID: c.ClientID, ClientSecret: mask(c.ClientSecret),
+		TokensSealed: d.storage.Sealed()}
+	if d.tokenErr != nil {
+		st.TokenError = d.tokenErr.Error()
+	}
 	switch d.mode {
 	case clioStatic:
 		st.AccessToken = mask(c.AccessToken)
@@ -303,6 +310,8 @@ func clioStatus(ctx context.Context, s stdio, args []string) error {
 		row("rate limited until", st.RetryUntil.Format(time.RFC3339))
 	}
 	row("cached lookups", fmt.Sprint(st.CacheEntries))
+	row("tokens sealed", map[bool]string{true: "yes", false: "no (set " + clio.EnvSecretKey + ")"}[st.TokensSealed])
+	row("token error", st.TokenError)
 	if st.Mode == "none" {
 		row("hint", "run `matterline clio connect` or set clio.access_token")
 	}
@@ -320,6 +329,18 @@ func clioDisconnect(ctx context.Context, s stdio, args []string) error {
 	}
 	defer env.done()
 	if _, err := env.deps.storage.LoadToken(ctx); err != nil {
+		if errors.Is(err, clio.ErrTokensSealed) {
+			// Unreadable tokens cannot be revoked, but they can be forgotten.
+			if err := env.deps.storage.DeleteToken(ctx); err != nil {
+				return err
+			}
+			if err := env.deps.storage.ClearCache(ctx); err != nil {
+				return err
+			}
+			fmt.Fprintln(s.err, "warning: the stored tokens are sealed with another key and were not revoked at Clio (revoke the app in Clio's settings)")
+			fmt.Fprintln(s.out, "Clio disconnected: stored tokens and cached lookups deleted.")
+			return nil
+		}
 		if !errors.Is(err, clio.ErrNotConnected) {
 			return err
 		}
@@ -338,6 +359,40 @@ func clioDisconnect(ctx context.Context, s stdio, args []string) error {
 		fmt.Fprintf(s.err, "warning: %v (the token was deleted here anyway)\n", revokeErr)
 	}
 	fmt.Fprintln(s.out, "Clio disconnected: stored tokens and cached lookups deleted.")
+	return nil
+}
+
+// clioReseal rewrites the stored tokens sealed with the current secret key: after
+// a rotation (old key in MATTERLINE_SECRET_KEY_OLD), or to seal tokens stored in
+// plain text before a key was set.
+func clioReseal(ctx context.Context, s stdio, args []string) error {
+	fs, cfgPath := newFlags("clio reseal")
+	if _, err := parseArgs(fs, args); err != nil {
+		return err
+	}
+	env, err := openClioEnv(ctx, s, *cfgPath)
+	if err != nil {
+		return err
+	}
+	defer env.done()
+	st := env.deps.storage
+	if !st.Sealed() {
+		return errors.New("no secret key: set " + clio.EnvSecretKey + " or the systemd credential " + clio.CredentialSecretKey)
+	}
+	if env.deps.tokenErr != nil {
+		return env.deps.tokenErr
+	}
+	if _, err := st.LoadToken(ctx); errors.Is(err, clio.ErrNotConnected) {
+		fmt.Fprintln(s.out, "No stored Clio tokens: nothing to seal.")
+		return nil
+	} else if err != nil {
+		return err
+	}
+	// openClioEnv already re-sealed a stale row; Reseal makes sure.
+	if _, err := st.Reseal(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintln(s.out, "Clio tokens sealed with the current key; "+clio.EnvSecretKeyOld+" may now be removed.")
 	return nil
 }
 

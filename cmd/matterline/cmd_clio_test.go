@@ -52,6 +52,9 @@ func newClioCLI(t *testing.T, extra string) *clioCLI {
 	t.Setenv("MATTERLINE_CLIO_ACCESS_TOKEN", "")
 	t.Setenv("MATTERLINE_CLIO_CLIENT_ID", "")
 	t.Setenv("MATTERLINE_CLIO_CLIENT_SECRET", "")
+	t.Setenv(clio.EnvSecretKey, "")
+	t.Setenv(clio.EnvSecretKeyOld, "")
+	t.Setenv("CREDENTIALS_DIRECTORY", "")
 	data, err := configs.Demo.ReadFile(configs.DemoClioFixture)
 	if err != nil {
 		t.Fatal(err)

@@ -10,11 +10,13 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
 
+	"github.com/matterline/matterline/clio"
 	"github.com/matterline/matterline/config"
 	"github.com/matterline/matterline/events"
 	"github.com/matterline/matterline/hep"
@@ -36,7 +38,25 @@ func cmdServe(ctx context.Context, s stdio, args []string) error {
 	if err != nil {
 		return err
 	}
+	warnExposedSecrets(newLogger(cfg.Log, s.err), *cfgPath)
 	return serve(ctx, s, cfg, nil)
+}
+
+// warnExposedSecrets warns when the configuration file holds a secret and can be
+// read by its group or by others (path "" = embedded defaults: nothing to check).
+func warnExposedSecrets(log *slog.Logger, path string) {
+	if path == "" {
+		return
+	}
+	keys, perm, err := config.ExposedSecrets(path)
+	if err != nil {
+		log.Warn("config file permissions not checked", "err", err)
+		return
+	}
+	if len(keys) > 0 {
+		log.Warn("config file holding secrets is readable by other users: chmod 600 it, or move the secrets to the environment or systemd credentials",
+			"file", path, "mode", fmt.Sprintf("%04o", perm), "keys", keys)
+	}
 }
 
 // app is a running matterline: what serve started, stopped in reverse order.
@@ -119,6 +139,14 @@ func serve(ctx context.Context, s stdio, cfg *config.Config, ready func(*app)) e
 	}
 	if a.msgs, err = records.NewMessageStore(runCtx, db, cfg.Transfer.MessagesDir); err != nil {
 		return fmt.Errorf("transfer.messages_dir: %w", err)
+	}
+	if cfg.Clio.AccessToken == "" || cfg.Clio.ClientID != "" {
+		if sealer, err := clio.SealerFromEnv(os.Getenv); err != nil {
+			return err
+		} else if sealer == nil {
+			log.Warn("no secret key: Clio access and refresh tokens are stored unsealed in the database; set " +
+				clio.EnvSecretKey + " or the systemd credential " + clio.CredentialSecretKey + " (docs/clio.md)")
+		}
 	}
 	clioHTTP := &http.Client{Transport: clioMetrics{next: http.DefaultTransport, m: a.metrics}}
 	lk, closeLookup, err := openLookupWith(runCtx, cfg, db, log, clioHTTP)

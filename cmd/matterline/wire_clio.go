@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 
 	"github.com/matterline/matterline/clio"
 	"github.com/matterline/matterline/clio/cliotest"
@@ -57,12 +58,26 @@ type clioDeps struct {
 	storage *clio.Storage
 	conn    *clio.Connection // set when client credentials or stored tokens exist
 	client  *clio.Client     // nil without a token and without app credentials
+	// tokenErr is why stored tokens could not be read (sealed with a key this
+	// process does not hold); Clio then stays unconnected instead of failing.
+	tokenErr error
+}
+
+// openClioStorage opens the clio tables with the token sealing key of the
+// environment (MATTERLINE_SECRET_KEY or the systemd credential); without a key
+// the tokens are written in plain text.
+func openClioStorage(ctx context.Context, db *sql.DB) (*clio.Storage, error) {
+	sealer, err := clio.SealerFromEnv(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	return clio.OpenStorage(ctx, db, clio.WithSealer(sealer))
 }
 
 // newClio builds the Clio client of cfg: the static token wins; else stored OAuth
 // tokens (in their own region); else no client.
 func newClio(ctx context.Context, cfg *config.Config, db *sql.DB, log *slog.Logger, hc *http.Client) (*clioDeps, error) {
-	st, err := clio.OpenStorage(ctx, db)
+	st, err := openClioStorage(ctx, db)
 	if err != nil {
 		return nil, err
 	}
@@ -78,6 +93,16 @@ func newClio(ctx context.Context, cfg *config.Config, db *sql.DB, log *slog.Logg
 	switch {
 	case err == nil:
 		d.region = tok.Region
+		// Seal a row written in plain text, or re-seal one sealed with the old key.
+		if done, rerr := st.Reseal(ctx); rerr != nil {
+			log.Warn("clio tokens not resealed", "err", rerr)
+		} else if done {
+			log.Info("clio tokens resealed with the current secret key")
+		}
+	case errors.Is(err, clio.ErrTokensSealed):
+		// Calls must still be answered: run without Clio, loudly.
+		d.tokenErr = err
+		log.Error("clio tokens cannot be read: caller lookups do not reach Clio", "err", err)
 	case !errors.Is(err, clio.ErrNotConnected):
 		return nil, err
 	}
@@ -219,7 +244,7 @@ func clioOAuthHandler(ctx context.Context, cfg *config.Config, db *sql.DB, log *
 			http.Error(w, "clio.client_id and clio.client_secret are not configured", http.StatusServiceUnavailable)
 		}), nil
 	}
-	st, err := clio.OpenStorage(ctx, db)
+	st, err := openClioStorage(ctx, db)
 	if err != nil {
 		return nil, err
 	}
