@@ -56,6 +56,18 @@ type SIP struct {
 	InviteRate int `yaml:"invite_rate"`
 	// InviteBurst is how many new calls one source may start at once.
 	InviteBurst int `yaml:"invite_burst"`
+	// TCPMaxConnections caps accepted SIP/TCP connections in all; 0 = from the fd limit, at most 1024.
+	TCPMaxConnections int `yaml:"tcp_max_connections"`
+	// TCPMaxPerSource caps the TCP connections of one trusted source address.
+	TCPMaxPerSource int `yaml:"tcp_max_per_source"`
+	// TCPMaxPerUntrustedSource caps the TCP connections of one source outside trusted_sources.
+	TCPMaxPerUntrustedSource int `yaml:"tcp_max_per_untrusted_source"`
+	// TCPIdleTimeout closes a trusted TCP connection on which nothing arrived for that long.
+	TCPIdleTimeout Duration `yaml:"tcp_idle_timeout"`
+	// TCPUntrustedIdleTimeout closes an untrusted TCP connection idle for that long.
+	TCPUntrustedIdleTimeout Duration `yaml:"tcp_untrusted_idle_timeout"`
+	// TCPFirstMessageTimeout is how long an untrusted TCP connection has to send a complete header section.
+	TCPFirstMessageTimeout Duration `yaml:"tcp_first_message_timeout"`
 	// SessionExpires is the RFC 4028 session interval offered and accepted.
 	SessionExpires Duration `yaml:"session_expires"`
 	// ReferURI is how numbers appear in Refer-To: "sip" (sip:NUMBER@proxy) or "tel".
@@ -205,14 +217,19 @@ type HEP struct {
 func Default() Config {
 	return Config{
 		SIP: SIP{
-			Listen:         []string{"udp://0.0.0.0:5060", "tcp://0.0.0.0:5060"},
-			TrustedSources: []string{"127.0.0.1/32", "::1/128"},
-			MaxCalls:       100,
-			InviteRate:     20,
-			InviteBurst:    50,
-			SessionExpires: Duration(30 * time.Minute),
-			ReferURI:       "sip",
-			Mode:           "b2bua",
+			Listen:                   []string{"udp://0.0.0.0:5060", "tcp://0.0.0.0:5060"},
+			TrustedSources:           []string{"127.0.0.1/32", "::1/128"},
+			MaxCalls:                 100,
+			InviteRate:               20,
+			InviteBurst:              50,
+			TCPMaxPerSource:          16,
+			TCPMaxPerUntrustedSource: 4,
+			TCPIdleTimeout:           Duration(3 * time.Minute),
+			TCPUntrustedIdleTimeout:  Duration(30 * time.Second),
+			TCPFirstMessageTimeout:   Duration(5 * time.Second),
+			SessionExpires:           Duration(30 * time.Minute),
+			ReferURI:                 "sip",
+			Mode:                     "b2bua",
 		},
 		Media: Media{RTPPorts: "10000-20000", RTPTimeout: Duration(30 * time.Second)},
 		HTTP:  HTTP{Listen: "127.0.0.1:8080"},

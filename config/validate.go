@@ -188,6 +188,24 @@ func (c *Config) Validate() error {
 	if c.SIP.InviteBurst < 1 {
 		return bad("sip.invite_burst", "must be at least 1, got %d", c.SIP.InviteBurst)
 	}
+	for _, v := range []struct {
+		key string
+		n   int
+	}{{"sip.tcp_max_connections", c.SIP.TCPMaxConnections}, {"sip.tcp_max_per_source", c.SIP.TCPMaxPerSource},
+		{"sip.tcp_max_per_untrusted_source", c.SIP.TCPMaxPerUntrustedSource}} {
+		if v.n < 0 {
+			return bad(v.key, "must not be negative, got %d", v.n)
+		}
+	}
+	for _, v := range []struct {
+		key string
+		d   Duration
+	}{{"sip.tcp_idle_timeout", c.SIP.TCPIdleTimeout}, {"sip.tcp_untrusted_idle_timeout", c.SIP.TCPUntrustedIdleTimeout},
+		{"sip.tcp_first_message_timeout", c.SIP.TCPFirstMessageTimeout}} {
+		if v.d.D() < 0 {
+			return bad(v.key, "must not be negative")
+		}
+	}
 	if c.SIP.SessionExpires.D() != 0 && c.SIP.SessionExpires.D().Seconds() < 90 {
 		return bad("sip.session_expires", "must be at least 90s (RFC 4028 Min-SE)")
 	}

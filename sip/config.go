@@ -86,6 +86,25 @@ type Config struct {
 	// sip.invite_burst). Defaults 20 and 50.
 	InviteRate  float64
 	InviteBurst int
+
+	// TCP guard (tcpguard.go), against fd exhaustion by idle connections.
+	// TCPMaxConns caps accepted TCP connections in all; over it a new one is
+	// closed at once. Default: the fd limit less room for RTP (4 per call of
+	// MaxCalls) and 256 more, at most 1024 (sip.tcp_max_connections).
+	TCPMaxConns int
+	// TCPMaxPerSource and TCPMaxPerUntrustedSource cap the connections one
+	// source address (an IPv6 /64) may hold, inside and outside TrustedSources
+	// (sip.tcp_max_per_source, sip.tcp_max_per_untrusted_source). Defaults 16, 4.
+	TCPMaxPerSource          int
+	TCPMaxPerUntrustedSource int
+	// TCPIdleTimeout and TCPUntrustedIdleTimeout close a connection on which
+	// nothing arrived for that long (sip.tcp_idle_timeout,
+	// sip.tcp_untrusted_idle_timeout). Defaults 3m, 30s.
+	TCPIdleTimeout          time.Duration
+	TCPUntrustedIdleTimeout time.Duration
+	// TCPFirstMessageTimeout is how long an untrusted connection has to send a
+	// complete header section (sip.tcp_first_message_timeout). Default 5s.
+	TCPFirstMessageTimeout time.Duration
 }
 
 // DigestCredentials answer a digest challenge (RFC 3261 §22.2-§22.3). With Realm
@@ -137,6 +156,24 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if out.MaxCalls <= 0 {
 		out.MaxCalls = DefaultMaxCalls
+	}
+	if out.TCPMaxConns <= 0 {
+		out.TCPMaxConns = tcpMaxConnsFor(out.MaxCalls)
+	}
+	if out.TCPMaxPerSource <= 0 {
+		out.TCPMaxPerSource = DefaultTCPMaxPerSource
+	}
+	if out.TCPMaxPerUntrustedSource <= 0 {
+		out.TCPMaxPerUntrustedSource = DefaultTCPMaxPerUntrustedSource
+	}
+	if out.TCPIdleTimeout <= 0 {
+		out.TCPIdleTimeout = DefaultTCPIdleTimeout
+	}
+	if out.TCPUntrustedIdleTimeout <= 0 {
+		out.TCPUntrustedIdleTimeout = DefaultTCPUntrustedIdleTimeout
+	}
+	if out.TCPFirstMessageTimeout <= 0 {
+		out.TCPFirstMessageTimeout = DefaultTCPFirstMessageTimeout
 	}
 	if out.RTPInactivity <= 0 {
 		out.RTPInactivity = DefaultRTPInactivity

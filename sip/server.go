@@ -50,6 +50,7 @@ type Server struct {
 	wg       sync.WaitGroup // call goroutines, leg reapers and listener loops
 	closing  chan struct{}  // closed when Close starts
 	invites  *rateTable     // new calls per source address
+	tcp      *tcpGuard      // caps and deadlines of accepted TCP connections
 	// background counts the goroutines calls start beside their own (playback,
 	// retransmissions, transaction readers, the lookup); tests check it drains.
 	background atomic.Int64
@@ -85,6 +86,7 @@ func NewServer(cfg Config, opts ...Option) (*Server, error) {
 	}
 	// Everything logged from here on is bounded (logguard.go).
 	s.log = slog.New(newLogGuard(s.log.Handler()))
+	s.tcp = newTCPGuard(c, s.log)
 	for _, l := range c.Listen {
 		if _, _, err := parseListen(l); err != nil {
 			return nil, err
@@ -189,7 +191,7 @@ func (s *Server) Start(ctx context.Context) error {
 			case net.PacketConn:
 				err = s.sipSrv.ServeUDP(s.traceUDP(l, c))
 			case net.Listener:
-				err = s.sipSrv.ServeTCP(s.traceTCP(l, c))
+				err = s.sipSrv.ServeTCP(s.traceTCP(l, s.guardTCP(c)))
 			}
 			if err != nil && !errors.Is(err, net.ErrClosed) {
 				s.log.Error("sip listener stopped", "listener", l.String(), "error", err)
