@@ -224,7 +224,7 @@ func Default() Config {
 			InviteBurst:              50,
 			TCPMaxPerSource:          16,
 			TCPMaxPerUntrustedSource: 4,
-			TCPIdleTimeout:           Duration(3 * time.Minute),
+			TCPIdleTimeout:           Duration(2 * time.Hour),
 			TCPUntrustedIdleTimeout:  Duration(30 * time.Second),
 			TCPFirstMessageTimeout:   Duration(5 * time.Second),
 			SessionExpires:           Duration(30 * time.Minute),

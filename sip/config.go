@@ -99,7 +99,7 @@ type Config struct {
 	TCPMaxPerUntrustedSource int
 	// TCPIdleTimeout and TCPUntrustedIdleTimeout close a connection on which
 	// nothing arrived for that long (sip.tcp_idle_timeout,
-	// sip.tcp_untrusted_idle_timeout). Defaults 3m, 30s.
+	// sip.tcp_untrusted_idle_timeout). Defaults 2h, 30s.
 	TCPIdleTimeout          time.Duration
 	TCPUntrustedIdleTimeout time.Duration
 	// TCPFirstMessageTimeout is how long an untrusted connection has to send a

@@ -32,7 +32,7 @@ import (
 const (
 	DefaultTCPMaxPerSource          = 16
 	DefaultTCPMaxPerUntrustedSource = 4
-	DefaultTCPIdleTimeout           = 3 * time.Minute
+	DefaultTCPIdleTimeout           = 2 * time.Hour
 	DefaultTCPUntrustedIdleTimeout  = 30 * time.Second
 	DefaultTCPFirstMessageTimeout   = 5 * time.Second
 	// defaultTCPMaxConns is the global cap when the fd limit allows it.
