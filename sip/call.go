@@ -528,17 +528,7 @@ func (c *call) handleCallerRequest(ev *reqEvent) {
 		ev.reply(c.srv, 481, "Call/Transaction Does Not Exist")
 		return
 	}
-	if !c.srv.trusted(req) && !in.dlg.fromPeer(sourceAddr(req)) {
-		c.log.Warn("in-dialog request from a stranger refused", "method", string(req.Method), "source", req.Source())
-		ev.replyErr(c.srv, ErrUntrusted)
-		return
-	}
-	if req.IsAck() {
-		c.onAck(&in.side, ev)
-		return
-	}
-	if !in.dlg.checkRemoteCSeq(req) {
-		ev.reply(c.srv, 500, "Server Internal Error", gosip.NewHeader("Retry-After", "1"))
+	if !c.admitInDialog(&in.side, ev) {
 		return
 	}
 	switch req.Method {

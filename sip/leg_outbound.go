@@ -570,17 +570,7 @@ func (c *call) handleLegRequest(ev *reqEvent) {
 		ev.reply(c.srv, 481, "Call/Transaction Does Not Exist")
 		return
 	}
-	if !l.srv.trusted(req) && !l.dlg.fromPeer(sourceAddr(req)) {
-		l.log.Warn("in-dialog request from a stranger refused", "method", string(req.Method), "source", req.Source())
-		ev.replyErr(c.srv, ErrUntrusted)
-		return
-	}
-	if req.IsAck() {
-		c.onAck(&l.side, ev)
-		return
-	}
-	if !l.dlg.checkRemoteCSeq(req) {
-		ev.reply(c.srv, 500, "Server Internal Error", gosip.NewHeader("Retry-After", "1"))
+	if !c.admitInDialog(&l.side, ev) {
 		return
 	}
 	switch req.Method {

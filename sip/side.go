@@ -40,6 +40,28 @@ func (c *call) other(s *side) *side {
 	return &c.in.side
 }
 
+// admitInDialog is what every request in s's dialog goes through first: a
+// stranger's (neither a trusted source nor the dialog's peer) gets 403, an ACK
+// is matched to its 2xx, and a CSeq out of order gets 500 (RFC 3261 §12.2.2).
+// True when the request is for the caller to serve by method.
+func (c *call) admitInDialog(s *side, ev *reqEvent) bool {
+	req := ev.req
+	if !c.srv.trusted(req) && !s.dlg.fromPeer(sourceAddr(req)) {
+		s.log.Warn("in-dialog request from a stranger refused", "method", string(req.Method), "source", req.Source())
+		ev.replyErr(c.srv, ErrUntrusted)
+		return false
+	}
+	if req.IsAck() {
+		c.onAck(s, ev)
+		return false
+	}
+	if !s.dlg.checkRemoteCSeq(req) {
+		ev.reply(c.srv, 500, "Server Internal Error", gosip.NewHeader("Retry-After", "1"))
+		return false
+	}
+	return true
+}
+
 // onOffer serves a re-INVITE or UPDATE: a target refresh (§12.2.2), an offer
 // answered in the 2xx, or for a re-INVITE without SDP our offer in the 2xx with
 // the answer in the ACK (RFC 6337 §5.3: sendrecv unless we hold, all our
