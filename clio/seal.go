@@ -181,7 +181,9 @@ func (s *Sealer) open(column, v string) (string, error) {
 	}
 	raw, err := base64.RawStdEncoding.DecodeString(body)
 	if err != nil || len(raw) < k.aead.NonceSize() {
-		return "", fmt.Errorf("clio: %s: malformed sealed value", column)
+		// Our key id on a body that does not even decode: altered like one that
+		// does not authenticate, and just as impossible to open.
+		return "", fmt.Errorf("%w (%s is not a sealed value)", ErrTokensSealed, column)
 	}
 	n := k.aead.NonceSize()
 	plain, err := k.aead.Open(nil, raw[:n], raw[n:], []byte(column))
