@@ -52,6 +52,7 @@ type call struct {
 	started   time.Time
 	transport string // "UDP" or "TCP"
 	source    string // transport source of the INVITE (host:port)
+	sourceIP  netip.Addr
 	laddr     netip.AddrPort
 	advertise netip.Addr
 	invite    *gosip.Request

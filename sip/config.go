@@ -122,14 +122,18 @@ const (
 	DefaultInviteBurst = 50
 	// unackedGrace is how long an answered call may wait for its ACK before it
 	// is ended to make room when MaxCalls is reached (instead of 64*T1).
-	unackedGrace          = 4 * time.Second
-	DefaultMaxCalls       = 100
-	DefaultRTPInactivity  = 30 * time.Second
-	DefaultAnswerWait     = 500 * time.Millisecond
-	DefaultLookupTimeout  = 5 * time.Second
-	DefaultMenuTimeout    = 8 * time.Second
-	DefaultMenuAttempts   = 3
-	DefaultSessionExpires = 1800 * time.Second
+	unackedGrace = 4 * time.Second
+	// minUnconfirmedPerSource is the least number of calls awaiting their ACK
+	// one source may hold once half the slots are taken (MaxCalls/10 when that
+	// is more); see Server.holdsUnconfirmed.
+	minUnconfirmedPerSource = 20
+	DefaultMaxCalls         = 100
+	DefaultRTPInactivity    = 30 * time.Second
+	DefaultAnswerWait       = 500 * time.Millisecond
+	DefaultLookupTimeout    = 5 * time.Second
+	DefaultMenuTimeout      = 8 * time.Second
+	DefaultMenuAttempts     = 3
+	DefaultSessionExpires   = 1800 * time.Second
 	// MinSE is our RFC 4028 Min-SE: session intervals below it get 422.
 	MinSE = 90 * time.Second
 )

@@ -236,6 +236,7 @@ type testEnv struct {
 	phone *phone.UA
 	udp   string // "127.0.0.1:port"
 	tcp   string
+	check func() // a benchmark attack's own assertion, run before the hang-up
 }
 
 func defaultTestConfig() Config {

@@ -49,6 +49,12 @@ func (s *Server) onInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 		s.replyErr(tx, req, err)
 		return
 	}
+	if s.holdsUnconfirmed(c.sourceIP) {
+		s.reg.remove(c)
+		s.log.Warn("invite from a source with too many unconfirmed calls rejected", "source", req.Source())
+		s.replyErr(tx, req, ErrRateLimited)
+		return
+	}
 	c.log.Debug("invite caller", "caller", c.caller) // full number: debug only
 	c.log.Info("invite", "caller", maskNumber(c.caller), "callee", c.callee, "source", c.source, "transport", c.transport)
 	s.notifyStarted(c)
@@ -68,6 +74,35 @@ func (s *Server) onInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 	case <-c.released:
 	case <-c.done:
 	}
+}
+
+// holdsUnconfirmed reports whether src holds too many unconfirmed calls (INVITE
+// in, ACK not yet) counting the one just reserved: once half the call slots are
+// taken, a source may hold at most max(minUnconfirmedPerSource, MaxCalls/10) of
+// them, and a new INVITE over that gets 503. A PBX within its call rate holds a
+// few (rate × (lookup wait + a round trip)); a flood of INVITEs that never ACK
+// would hold the rest of the slots for 64*T1, even within its call rate.
+// Checked after the slot is reserved, so concurrent INVITEs cannot overshoot.
+func (s *Server) holdsUnconfirmed(src netip.Addr) bool {
+	if s.reg.Count() < s.cfg.MaxCalls/2 {
+		return false
+	}
+	limit := max(minUnconfirmedPerSource, s.cfg.MaxCalls/10)
+	n := 0
+	for _, c := range s.reg.all() {
+		if c.sourceIP != src {
+			continue
+		}
+		c.mu.Lock()
+		if c.state == StateRinging || c.state == StateAnswered {
+			n++
+		}
+		c.mu.Unlock()
+		if n > limit {
+			return true
+		}
+	}
+	return false
 }
 
 // evictUnacked makes room at MaxCalls: calls answered longer than unackedGrace
@@ -174,6 +209,7 @@ func (s *Server) newCall(req *gosip.Request, tx gosip.ServerTransaction, timerSu
 		started:        s.now(),
 		transport:      strings.ToUpper(req.Transport()),
 		source:         req.Source(),
+		sourceIP:       src,
 		laddr:          l.addr,
 		advertise:      s.advertiseFor(l, src),
 		invite:         req,

@@ -290,3 +290,34 @@ func TestUnackedCallsMakeRoomAtTheLimit(t *testing.T) {
 	e.srv.HangupAll(ctxT(t, 10*time.Second))
 	e.waitIdle()
 }
+
+// A trusted source within a generous call rate floods INVITEs that never ACK:
+// once half the slots are taken it may hold only minUnackedPerSource answered
+// calls awaiting their ACK, so the other half stays free and another caller is
+// answered at once, not after unackedGrace.
+func TestUnackedCallsPerSourceBounded(t *testing.T) {
+	flood, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP("127.0.0.2")})
+	if err != nil {
+		t.Skipf("no 127.0.0.2 on this machine: %v", err)
+	}
+	defer flood.Close()
+	cfg := defaultTestConfig()
+	cfg.MaxCalls = 40
+	cfg.InviteRate, cfg.InviteBurst = 1000, 1000
+	e := newEnv(t, cfg)
+	ok, busy := floodInvites(t, flood, e.udp, 200, 2*time.Second)
+	if ok > cfg.MaxCalls/2 || busy == 0 {
+		t.Errorf("flood: %d answered, %d refused; want at most %d answered (half the slots), the rest refused", ok, busy, cfg.MaxCalls/2)
+	}
+	for i := range 3 {
+		c, res := e.call(e.phone, phone.InviteOptions{})
+		if res.StatusCode != 200 {
+			t.Fatalf("legit call %d during the flood: %d", i, res.StatusCode)
+		}
+		if r, err := c.Bye(ctxT(t, 5*time.Second)); err != nil || r.StatusCode != 200 {
+			t.Fatalf("BYE: %v %v", r, err)
+		}
+	}
+	e.srv.HangupAll(ctxT(t, 10*time.Second))
+	e.waitIdle()
+}
