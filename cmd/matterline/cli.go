@@ -126,6 +126,11 @@ the flags.`,
 		c.newManCmd(root),
 	)
 	root.InitDefaultCompletionCmd()
+	if comp := subcommandNamed(root, "completion"); comp != nil {
+		comp.Args = c.noSubcommand
+		comp.RunE = func(*cobra.Command, []string) error { return usagef("missing shell") }
+		comp.Example = "  source <(matterline completion bash)\n  matterline completion zsh > \"${fpath[1]}/_matterline\""
+	}
 	return root
 }
 
@@ -140,6 +145,7 @@ func (c *cli) noSubcommand(cmd *cobra.Command, args []string) error {
 		kind = "command"
 	}
 	msg := fmt.Sprintf("unknown %s %q", kind, args[0])
+	cmd.SuggestionsMinimumDistance = 2
 	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
 		msg += fmt.Sprintf(" (did you mean %q?)", s[0])
 	}
