@@ -14,31 +14,95 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/matterline/matterline/clio"
 	"github.com/matterline/matterline/config"
 	"github.com/matterline/matterline/lookup"
 )
 
-const clioUsage = `usage: matterline clio SUBCOMMAND [flags]
-  connect [--region us|ca|eu|au] [--timeout 5m]   connect Clio with OAuth (prints the URL to open)
-  status [--json]                                  connection, account, token expiry, last error, rate limit
-  disconnect                                       revoke the token at Clio and delete it here
-  lookup NUMBER [--json] [--no-cache]              look a caller up as a call would
-  staff [--json]                                   list Clio users and the rule serving each
-  reseal                                           re-seal the stored tokens with the current secret key`
-
-func cmdClio(ctx context.Context, s stdio, args []string) error {
-	if len(args) == 0 {
-		return fmt.Errorf("%w: %s", errUsage, clioUsage)
+func (c *cli) newClioCmd() *cobra.Command {
+	var region string
+	var timeout time.Duration
+	connect := &cobra.Command{
+		Use:   "connect [--region us|ca|eu|au] [--timeout 5m]",
+		Short: "Connect Clio with OAuth",
+		Long: `Connect matterline to the firm's Clio account with OAuth: prints the URL to open
+in a browser, listens on http.listen for Clio's redirect, and stores the tokens
+(sealed with MATTERLINE_SECRET_KEY when set). Needs clio.client_id and
+clio.client_secret.`,
+		Example: "  matterline clio connect --region eu",
+		Args:    wantArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return c.clioConnect(cmd.Context(), region, timeout)
+		},
 	}
-	sub := map[string]func(context.Context, stdio, []string) error{
-		"connect": clioConnect, "status": clioStatus, "disconnect": clioDisconnect,
-		"lookup": clioLookup, "staff": clioStaff, "reseal": clioReseal,
-	}[args[0]]
-	if sub == nil {
-		return fmt.Errorf("%w: unknown subcommand %q\n%s", errUsage, args[0], clioUsage)
+	connect.Flags().StringVar(&region, "region", "", "Clio region: us, ca, eu or au (default: clio.region)")
+	connect.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long to wait for the browser to come back")
+	var statusJSON bool
+	status := &cobra.Command{
+		Use:     "status [--json]",
+		Short:   "Show the Clio connection",
+		Long:    "Show the Clio connection: mode, account, token expiry (tokens masked), last error, rate limit and cached lookups.",
+		Example: "  matterline clio status\n  matterline clio status --json",
+		Args:    wantArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return c.clioStatus(cmd.Context(), statusJSON)
+		},
 	}
-	return sub(ctx, s, args[1:])
+	status.Flags().BoolVar(&statusJSON, "json", false, "print JSON")
+	disconnect := &cobra.Command{
+		Use:     "disconnect",
+		Short:   "Revoke the Clio token and delete it here",
+		Long:    "Revoke the OAuth token at Clio, then delete the stored tokens and the cached lookups.",
+		Example: "  matterline clio disconnect",
+		Args:    wantArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return c.clioDisconnect(cmd.Context())
+		},
+	}
+	var lookupJSON, noCache bool
+	lookup := &cobra.Command{
+		Use:   "lookup NUMBER [--json] [--no-cache]",
+		Short: "Look a caller up as a call would",
+		Long: `Look NUMBER up in Clio exactly as an incoming call would (same matching, cache
+and policies) and print the contact, matter and responsible staff.`,
+		Example: "  matterline clio lookup +12175552171\n  matterline clio lookup \"(217) 555-2171\" --json --no-cache",
+		Args:    wantArgs("NUMBER"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.clioLookup(cmd.Context(), args[0], lookupJSON, noCache)
+		},
+	}
+	lookup.Flags().BoolVar(&lookupJSON, "json", false, "print the lookup object of `rules test --json`")
+	lookup.Flags().BoolVar(&noCache, "no-cache", false, "ask Clio even when a cached result is fresh")
+	var staffJSON bool
+	staff := &cobra.Command{
+		Use:     "staff [--json]",
+		Short:   "List Clio users and the rule serving each",
+		Long:    "List the firm's Clio users with their phone numbers and the transfer rule that serves each (by staff id or name).",
+		Example: "  matterline clio staff",
+		Args:    wantArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return c.clioStaff(cmd.Context(), staffJSON)
+		},
+	}
+	staff.Flags().BoolVar(&staffJSON, "json", false, "print JSON")
+	reseal := &cobra.Command{
+		Use:   "reseal",
+		Short: "Re-seal the stored tokens with the current secret key",
+		Long: `Rewrite the stored Clio tokens sealed with MATTERLINE_SECRET_KEY: after a key
+rotation (old key in MATTERLINE_SECRET_KEY_OLD), or to seal tokens stored in
+plain text before a key was set.`,
+		Example: "  MATTERLINE_SECRET_KEY=... MATTERLINE_SECRET_KEY_OLD=... matterline clio reseal",
+		Args:    wantArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return c.clioReseal(cmd.Context())
+		},
+	}
+	return c.group("clio", "Clio connection: connect, status, lookup, staff",
+		"Connect to Clio, see the connection's state, look callers up and list staff.",
+		"  matterline clio connect\n  matterline clio status\n  matterline clio lookup +12175552171",
+		connect, status, disconnect, lookup, staff, reseal)
 }
 
 // clioEnv is what every clio subcommand opens.
@@ -50,20 +114,20 @@ type clioEnv struct {
 	done func()
 }
 
-func openClioEnv(ctx context.Context, s stdio, cfgPath string) (*clioEnv, error) {
-	cfg, err := loadConfig(cfgPath)
+func (c *cli) openClioEnv(ctx context.Context, access dbAccess) (*clioEnv, error) {
+	cfg, err := c.load()
 	if err != nil {
 		return nil, err
 	}
-	return openClioEnvCfg(ctx, s, cfg)
+	return c.openClioEnvCfg(ctx, cfg, access)
 }
 
-func openClioEnvCfg(ctx context.Context, s stdio, cfg *config.Config) (*clioEnv, error) {
-	db, err := openDB(cfg)
+func (c *cli) openClioEnvCfg(ctx context.Context, cfg *config.Config, access dbAccess) (*clioEnv, error) {
+	db, err := c.openDB(cfg, access)
 	if err != nil {
 		return nil, err
 	}
-	log := newLogger(config.Log{Level: "warn", Format: cfg.Log.Format}, s.err)
+	log := c.logger(cfg)
 	d, err := newClio(ctx, cfg, db, log, nil)
 	if err != nil {
 		db.Close()
@@ -72,33 +136,24 @@ func openClioEnvCfg(ctx context.Context, s stdio, cfg *config.Config) (*clioEnv,
 	return &clioEnv{cfg: cfg, log: log, db: db, deps: d, done: func() { db.Close() }}, nil
 }
 
-func clioConnect(ctx context.Context, s stdio, args []string) error {
-	fs, cfgPath := newFlags("clio connect")
-	regionFlag := fs.String("region", "", "Clio region: us, ca, eu or au (default: clio.region)")
-	timeout := fs.Duration("timeout", 5*time.Minute, "how long to wait for the browser to come back")
-	pos, err := parseArgs(fs, args)
+func (c *cli) clioConnect(ctx context.Context, regionFlag string, timeout time.Duration) error {
+	s := c.stdio
+	cfg, err := c.load()
 	if err != nil {
 		return err
 	}
-	if len(pos) > 0 {
-		return fmt.Errorf("%w: clio connect takes no arguments\n%s", errUsage, clioUsage)
-	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		return err
-	}
-	if *regionFlag != "" {
-		if _, err := clio.ParseRegion(*regionFlag); err != nil {
-			return fmt.Errorf("%w: %v", errUsage, err)
+	if regionFlag != "" {
+		if _, err := clio.ParseRegion(regionFlag); err != nil {
+			return &usageError{msg: err.Error()}
 		}
-		cfg.Clio.Region = strings.ToLower(*regionFlag)
+		cfg.Clio.Region = strings.ToLower(regionFlag)
 	}
 	if cfg.Clio.ClientID == "" || cfg.Clio.ClientSecret == "" {
 		return errors.New("clio.client_id and clio.client_secret are needed to connect " +
 			"(or MATTERLINE_CLIO_CLIENT_ID and MATTERLINE_CLIO_CLIENT_SECRET); register an app in Clio under Settings > Developer Applications")
 	}
 	region, _ := clio.ParseRegion(cfg.Clio.Region)
-	env, err := openClioEnvCfg(ctx, s, cfg)
+	env, err := c.openClioEnvCfg(ctx, cfg, dbCreate)
 	if err != nil {
 		return err
 	}
@@ -153,8 +208,8 @@ func clioConnect(ctx context.Context, s stdio, args []string) error {
 	}()
 
 	fmt.Fprintf(s.out, "Open this URL in a browser and approve matterline (Clio region %s):\n\n  %s\n\n", region, authURL)
-	fmt.Fprintf(s.out, "Waiting up to %s for Clio to redirect to %s ...\n", *timeout, redirect)
-	timer := time.NewTimer(*timeout)
+	fmt.Fprintf(s.out, "Waiting up to %s for Clio to redirect to %s ...\n", timeout, redirect)
+	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	for {
 		select {
@@ -172,7 +227,7 @@ func clioConnect(ctx context.Context, s stdio, args []string) error {
 			}
 			return nil
 		case <-timer.C:
-			return fmt.Errorf("no callback from Clio within %s", *timeout)
+			return fmt.Errorf("no callback from Clio within %s", timeout)
 		case <-ctx.Done():
 			return errors.New("connect canceled")
 		}
@@ -226,13 +281,9 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
-func clioStatus(ctx context.Context, s stdio, args []string) error {
-	fs, cfgPath := newFlags("clio status")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if _, err := parseArgs(fs, args); err != nil {
-		return err
-	}
-	env, err := openClioEnv(ctx, s, *cfgPath)
+func (cl *cli) clioStatus(ctx context.Context, asJSON bool) error {
+	s := cl.stdio
+	env, err := cl.openClioEnv(ctx, dbExisting)
 	if err != nil {
 		return err
 	}
@@ -270,7 +321,7 @@ func clioStatus(ctx context.Context, s stdio, args []string) error {
 	if st.CacheEntries, err = d.storage.CacheSize(ctx); err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		return writeJSONOut(s.out, st)
 	}
 	w := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
@@ -318,12 +369,9 @@ func clioStatus(ctx context.Context, s stdio, args []string) error {
 	return w.Flush()
 }
 
-func clioDisconnect(ctx context.Context, s stdio, args []string) error {
-	fs, cfgPath := newFlags("clio disconnect")
-	if _, err := parseArgs(fs, args); err != nil {
-		return err
-	}
-	env, err := openClioEnv(ctx, s, *cfgPath)
+func (c *cli) clioDisconnect(ctx context.Context) error {
+	s := c.stdio
+	env, err := c.openClioEnv(ctx, dbExisting)
 	if err != nil {
 		return err
 	}
@@ -365,12 +413,9 @@ func clioDisconnect(ctx context.Context, s stdio, args []string) error {
 // clioReseal rewrites the stored tokens sealed with the current secret key: after
 // a rotation (old key in MATTERLINE_SECRET_KEY_OLD), or to seal tokens stored in
 // plain text before a key was set.
-func clioReseal(ctx context.Context, s stdio, args []string) error {
-	fs, cfgPath := newFlags("clio reseal")
-	if _, err := parseArgs(fs, args); err != nil {
-		return err
-	}
-	env, err := openClioEnv(ctx, s, *cfgPath)
+func (c *cli) clioReseal(ctx context.Context) error {
+	s := c.stdio
+	env, err := c.openClioEnv(ctx, dbExisting)
 	if err != nil {
 		return err
 	}
@@ -396,18 +441,9 @@ func clioReseal(ctx context.Context, s stdio, args []string) error {
 	return nil
 }
 
-func clioLookup(ctx context.Context, s stdio, args []string) error {
-	fs, cfgPath := newFlags("clio lookup")
-	asJSON := fs.Bool("json", false, "print the lookup object of `rules test --json`")
-	noCache := fs.Bool("no-cache", false, "ask Clio even when a cached result is fresh")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return fmt.Errorf("%w: clio lookup takes one NUMBER\n%s", errUsage, clioUsage)
-	}
-	env, err := openClioEnv(ctx, s, *cfgPath)
+func (c *cli) clioLookup(ctx context.Context, number string, asJSON, noCache bool) error {
+	s := c.stdio
+	env, err := c.openClioEnv(ctx, dbExisting)
 	if err != nil {
 		return err
 	}
@@ -416,8 +452,8 @@ func clioLookup(ctx context.Context, s stdio, args []string) error {
 	if err != nil {
 		return err
 	}
-	r := svc.LookupWith(ctx, pos[0], clio.LookupOptions{NoCache: *noCache})
-	if *asJSON {
+	r := svc.LookupWith(ctx, number, clio.LookupOptions{NoCache: noCache})
+	if asJSON {
 		b, err := r.MarshalContract()
 		if err != nil {
 			return err
@@ -467,13 +503,9 @@ type staffJSON struct {
 	Rule             string `json:"rule"`
 }
 
-func clioStaff(ctx context.Context, s stdio, args []string) error {
-	fs, cfgPath := newFlags("clio staff")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if _, err := parseArgs(fs, args); err != nil {
-		return err
-	}
-	env, err := openClioEnv(ctx, s, *cfgPath)
+func (cl *cli) clioStaff(ctx context.Context, asJSON bool) error {
+	s := cl.stdio
+	env, err := cl.openClioEnv(ctx, dbExisting)
 	if err != nil {
 		return err
 	}
@@ -505,7 +537,7 @@ func clioStaff(ctx context.Context, s stdio, args []string) error {
 		out = append(out, staffJSON{ID: u.ID, Name: u.Name, Email: u.Email, Phone: u.PhoneNumber,
 			Enabled: u.Enabled == nil || *u.Enabled, SubscriptionType: u.SubscriptionType, Rule: rule})
 	}
-	if *asJSON {
+	if asJSON {
 		return writeJSONOut(s.out, out)
 	}
 	w := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)

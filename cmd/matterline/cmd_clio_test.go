@@ -18,6 +18,7 @@ import (
 
 	"github.com/matterline/matterline/clio"
 	"github.com/matterline/matterline/clio/cliotest"
+	"github.com/matterline/matterline/config"
 	"github.com/matterline/matterline/configs"
 )
 
@@ -65,6 +66,7 @@ func newClioCLI(t *testing.T, extra string) *clioCLI {
 	}
 	c := &clioCLI{t: t, srv: cliotest.NewServer(t, fx), dir: t.TempDir()}
 	c.cfg = filepath.Join(c.dir, "matterline.yaml")
+	mustCreateDB(t, filepath.Join(c.dir, "m.db"))
 	body := fmt.Sprintf("store:\n  path: %q\nhttp:\n  listen: \"127.0.0.1:0\"\nclio:\n  base_url: %q\n%s",
 		filepath.Join(c.dir, "m.db"), c.srv.URL, extra)
 	if err := os.WriteFile(c.cfg, []byte(body), 0o600); err != nil {
@@ -119,7 +121,7 @@ func TestClioLookupCLI(t *testing.T) {
 	if code != 1 || !strings.HasPrefix(out, `{"status":"error"`) {
 		t.Errorf("error lookup: exit %d %s", code, out)
 	}
-	if _, errs, code := c.run(context.Background(), "clio", "lookup"); code != 2 || !strings.Contains(errs, "one NUMBER") {
+	if _, errs, code := c.run(context.Background(), "clio", "lookup"); code != 2 || !strings.Contains(errs, "wants NUMBER") {
 		t.Errorf("usage: %d %s", code, errs)
 	}
 }
@@ -264,7 +266,7 @@ func TestClioConnectCanceled(t *testing.T) {
 
 func TestClioUserFromConfig(t *testing.T) {
 	c := newClioCLI(t, "  access_token: demo-token\n")
-	cfg, err := loadConfig(c.cfg)
+	cfg, err := config.Load(c.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +281,7 @@ func TestClioUserFromConfig(t *testing.T) {
 
 func TestStartDemoClio(t *testing.T) {
 	t.Setenv("MATTERLINE_CLIO_ACCESS_TOKEN", "")
-	cfg, err := loadConfig("")
+	cfg, err := config.Load("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,7 +315,7 @@ func TestStartDemoClio(t *testing.T) {
 
 func TestClioOAuthHandlerForServer(t *testing.T) {
 	c := newClioCLI(t, "  client_id: demo-client-id\n  client_secret: demo-client-secret\n")
-	cfg, err := loadConfig(c.cfg)
+	cfg, err := config.Load(c.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

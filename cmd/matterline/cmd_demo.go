@@ -10,19 +10,36 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/matterline/matterline/config"
 	"github.com/matterline/matterline/configs"
 	"github.com/matterline/matterline/routing"
 	"github.com/matterline/matterline/store"
 )
 
-func cmdDemo(ctx context.Context, s stdio, args []string) error {
-	fs, cfgPath := newFlags("demo")
-	call := fs.Bool("call", false, "also place a scripted call with built-in test phones, print each step, then stop")
-	if _, err := parseArgs(fs, args); err != nil {
-		return err
+func (c *cli) newDemoCmd() *cobra.Command {
+	var call bool
+	cmd := &cobra.Command{
+		Use:   "demo [--call]",
+		Short: "Run the server on loopback with a sandbox Clio and sample rules",
+		Long: `Run matterline on this machine only (loopback SIP and HTTP, a throw-away
+database) with a SANDBOX Clio holding demo clients and matters and a set of
+sample rules, and print how to call it from a softphone. With --call, place a
+scripted call with built-in test phones instead, print each step and stop.`,
+		Example: "  matterline demo\n  matterline demo --call",
+		Args:    wantArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return c.demo(cmd.Context(), call)
+		},
 	}
-	cfg, err := loadConfig(*cfgPath)
+	cmd.Flags().BoolVar(&call, "call", false, "also place a scripted call with built-in test phones, print each step, then stop")
+	return cmd
+}
+
+func (c *cli) demo(ctx context.Context, call bool) error {
+	s := c.stdio
+	cfg, err := c.load()
 	if err != nil {
 		return err
 	}
@@ -38,7 +55,7 @@ func cmdDemo(ctx context.Context, s stdio, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *call {
+	if call {
 		return demoCall(ctx, s, cfg, dir)
 	}
 	log := newLogger(cfg.Log, s.err)
@@ -50,7 +67,7 @@ func cmdDemo(ctx context.Context, s stdio, args []string) error {
 	if err := importDemoRules(ctx, cfg); err != nil {
 		return err
 	}
-	return serve(ctx, s, cfg, func(a *app) {
+	return serve(ctx, s, cfg, "", func(a *app) {
 		hostport := strings.TrimPrefix(a.sip.Addrs()[0], "udp://")
 		fmt.Fprintf(s.out, `matterline demo is running: SANDBOX Clio with demo data, sample rules, database %s
 

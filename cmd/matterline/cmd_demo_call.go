@@ -96,7 +96,7 @@ func demoCall(ctx context.Context, s stdio, cfg *config.Config, dir string) erro
 	ready := make(chan *app, 1)
 	served := make(chan error, 1)
 	go func() {
-		served <- serve(srvCtx, stdio{out: io.Discard, err: logFile}, cfg, func(a *app) { ready <- a })
+		served <- serve(srvCtx, stdio{out: io.Discard, err: logFile}, cfg, "", func(a *app) { ready <- a })
 	}()
 	var a *app
 	select {

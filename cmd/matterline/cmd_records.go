@@ -11,48 +11,67 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/matterline/matterline/config"
 	"github.com/matterline/matterline/records"
 )
 
-// cmdCalls lists call records: matterline calls [--since D] [--until T] [--outcome O]
-// [--limit N] [--json].
-func cmdCalls(ctx context.Context, s stdio, args []string) error {
-	fs, cfgPath := newFlags("calls")
-	since := fs.String("since", "", "only calls that started within the last `D` (24h, 7d) or since a time (RFC 3339 or a date: 2026-11-24)")
-	until := fs.String("until", "", "only calls that started before `T` (same forms as --since)")
-	outcome := fs.String("outcome", "", "only calls with this `outcome`: "+outcomeList())
-	limit := fs.Int("limit", 50, "show at most `N` calls, newest first (0 = all)")
-	asJSON := fs.Bool("json", false, "print a JSON array")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return err
+func (c *cli) newCallsCmd() *cobra.Command {
+	var o callsOptions
+	cmd := &cobra.Command{
+		Use:   "calls [--since D] [--until T] [--outcome O] [--limit N] [--json]",
+		Short: "List call records",
+		Long: `List the call records, newest first: time, caller, lookup, rule, outcome, end
+reason, ring and talk time. Times are shown in firm.time_zone; --since and
+--until take a duration back from now (90m, 24h, 7d, 2w), an RFC 3339 time or
+a date (2026-11-24).`,
+		Example: "  matterline calls --since 24h\n  matterline calls --outcome message --json --limit 0",
+		Args:    wantArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return c.calls(cmd.Context(), o)
+		},
 	}
-	if len(pos) > 0 {
-		return fmt.Errorf("%w: calls takes no arguments, got %q\n%s", errUsage, pos, flagUsage(fs))
-	}
-	cfg, err := loadConfig(*cfgPath)
+	fs := cmd.Flags()
+	fs.StringVar(&o.since, "since", "", "only calls that started within the last `D` (24h, 7d) or since a time (RFC 3339 or a date: 2026-11-24)")
+	fs.StringVar(&o.until, "until", "", "only calls that started before `T` (same forms as --since)")
+	fs.StringVar(&o.outcome, "outcome", "", "only calls with this `outcome`: "+outcomeList())
+	fs.IntVar(&o.limit, "limit", 50, "show at most `N` calls, newest first (0 = all)")
+	fs.BoolVar(&o.json, "json", false, "print a JSON array")
+	return cmd
+}
+
+type callsOptions struct {
+	since, until, outcome string
+	limit                 int
+	json                  bool
+}
+
+// calls lists call records.
+func (c *cli) calls(ctx context.Context, o callsOptions) error {
+	s := c.stdio
+	cfg, err := c.load()
 	if err != nil {
 		return err
 	}
 	loc := recordsLocation(cfg)
 	now := time.Now()
 	var f records.Filter
-	if f.Since, err = parseRecordsTime(*since, now, loc); err != nil {
-		return fmt.Errorf("%w: --since: %v", errUsage, err)
+	if f.Since, err = parseRecordsTime(o.since, now, loc); err != nil {
+		return usagef("--since: %v", err)
 	}
-	if f.Until, err = parseRecordsTime(*until, now, loc); err != nil {
-		return fmt.Errorf("%w: --until: %v", errUsage, err)
+	if f.Until, err = parseRecordsTime(o.until, now, loc); err != nil {
+		return usagef("--until: %v", err)
 	}
-	if f.Outcome, err = records.ParseOutcome(*outcome); err != nil {
-		return fmt.Errorf("%w: --outcome: %v", errUsage, err)
+	if f.Outcome, err = records.ParseOutcome(o.outcome); err != nil {
+		return usagef("--outcome: %v", err)
 	}
-	if *limit < 0 {
-		return fmt.Errorf("%w: --limit must not be negative", errUsage)
+	if o.limit < 0 {
+		return usagef("--limit must not be negative")
 	}
-	f.Limit = *limit
+	f.Limit = o.limit
 
-	db, err := openDB(cfg)
+	db, err := c.openDB(cfg, dbExisting)
 	if err != nil {
 		return err
 	}
@@ -65,7 +84,7 @@ func cmdCalls(ctx context.Context, s stdio, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if o.json {
 		return recordsWriteJSON(s.out, recs)
 	}
 	if len(recs) == 0 {
@@ -107,52 +126,90 @@ func callTalkText(r records.CallRecord) string {
 	return recordsDuration(r.TalkDuration())
 }
 
-// cmdMessages manages recorded messages: list, show ID, rm ID.
-func cmdMessages(ctx context.Context, s stdio, args []string) error {
-	fs, cfgPath := newFlags("messages")
-	since := fs.String("since", "", "list: only messages recorded within the last `D` (24h, 7d) or since a time")
-	limit := fs.Int("limit", 50, "list: show at most `N` messages, newest first (0 = all)")
-	asJSON := fs.Bool("json", false, "list, show: print JSON")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
+func (c *cli) newMessagesCmd() *cobra.Command {
+	var o messagesOptions
+	list := &cobra.Command{
+		Use:     "list [--since D] [--limit N] [--json]",
+		Short:   "List recorded messages",
+		Long:    "List the messages callers left, newest first, with caller, Clio contact and matter, rule, duration and file.",
+		Example: "  matterline messages list --since 7d\n  matterline messages list --json",
+		Args:    wantArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return c.messages(cmd.Context(), "list", 0, o)
+		},
+	}
+	list.Flags().StringVar(&o.since, "since", "", "only messages recorded within the last `D` (24h, 7d) or since a time")
+	list.Flags().IntVar(&o.limit, "limit", 50, "show at most `N` messages, newest first (0 = all)")
+	list.Flags().BoolVar(&o.json, "json", false, "print JSON")
+	show := &cobra.Command{
+		Use:     "show ID [--json]",
+		Short:   "Show one message and where its recording is",
+		Long:    "Show one message (ID from messages list) and the absolute path of its WAV file, or that the file is missing.",
+		Example: "  matterline messages show 12",
+		Args:    messageIDArg,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.messages(cmd.Context(), "show", messageID(args), o)
+		},
+	}
+	show.Flags().BoolVar(&o.json, "json", false, "print JSON")
+	rm := &cobra.Command{
+		Use:     "rm ID",
+		Short:   "Delete a message and its recording",
+		Long:    "Delete one message (ID from messages list) and its WAV file.",
+		Example: "  matterline messages rm 12",
+		Args:    messageIDArg,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.messages(cmd.Context(), "rm", messageID(args), o)
+		},
+	}
+	return c.group("messages", "Recorded messages: list, show, rm",
+		"List, show and delete the messages callers left when nobody answered.",
+		"  matterline messages list\n  matterline messages show 12\n  matterline messages rm 12", list, show, rm)
+}
+
+type messagesOptions struct {
+	since string
+	limit int
+	json  bool
+}
+
+// messageIDArg accepts one message ID, a positive number.
+func messageIDArg(cmd *cobra.Command, args []string) error {
+	if err := wantArgs("ID")(cmd, args); err != nil {
 		return err
 	}
-	const use = "usage: matterline messages list [--since D] [--limit N] [--json] | show ID [--json] | rm ID"
-	if len(pos) == 0 {
-		return fmt.Errorf("%w: %s", errUsage, use)
+	if messageID(args) <= 0 {
+		return usagef("bad message ID %q (want a number from messages list)", args[0])
 	}
-	sub, rest := pos[0], pos[1:]
-	var id int64
-	switch sub {
-	case "list":
-		if len(rest) > 0 {
-			return fmt.Errorf("%w: messages list takes no arguments, got %q\n%s", errUsage, rest, use)
-		}
-	case "show", "rm":
-		if len(rest) != 1 {
-			return fmt.Errorf("%w: messages %s takes one message ID\n%s", errUsage, sub, use)
-		}
-		if id, err = strconv.ParseInt(rest[0], 10, 64); err != nil || id <= 0 {
-			return fmt.Errorf("%w: bad message ID %q (want a number from messages list)", errUsage, rest[0])
-		}
-	default:
-		return fmt.Errorf("%w: unknown messages command %q\n%s", errUsage, sub, use)
+	return nil
+}
+
+func messageID(args []string) int64 {
+	id, err := strconv.ParseInt(args[0], 10, 64)
+	if err != nil {
+		return 0
 	}
-	cfg, err := loadConfig(*cfgPath)
+	return id
+}
+
+// messages runs messages list, show ID or rm ID.
+func (c *cli) messages(ctx context.Context, sub string, id int64, o messagesOptions) error {
+	s := c.stdio
+	cfg, err := c.load()
 	if err != nil {
 		return err
 	}
 	loc := recordsLocation(cfg)
 	var f records.MessageFilter
-	if f.Since, err = parseRecordsTime(*since, time.Now(), loc); err != nil {
-		return fmt.Errorf("%w: --since: %v", errUsage, err)
+	if f.Since, err = parseRecordsTime(o.since, time.Now(), loc); err != nil {
+		return usagef("--since: %v", err)
 	}
-	if *limit < 0 {
-		return fmt.Errorf("%w: --limit must not be negative", errUsage)
+	if o.limit < 0 {
+		return usagef("--limit must not be negative")
 	}
-	f.Limit = *limit
+	f.Limit = o.limit
 
-	db, err := openDB(cfg)
+	db, err := c.openDB(cfg, dbExisting)
 	if err != nil {
 		return err
 	}
@@ -163,9 +220,9 @@ func cmdMessages(ctx context.Context, s stdio, args []string) error {
 	}
 	switch sub {
 	case "list":
-		return messagesList(ctx, s, msgs, f, loc, *asJSON)
+		return messagesList(ctx, s, msgs, f, loc, o.json)
 	case "show":
-		return messagesShow(ctx, s, msgs, id, loc, *asJSON)
+		return messagesShow(ctx, s, msgs, id, loc, o.json)
 	default:
 		return messagesRm(ctx, s, msgs, id)
 	}

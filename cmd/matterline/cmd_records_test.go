@@ -32,6 +32,7 @@ func newRecordsEnv(t *testing.T) recordsEnv {
 		db:       filepath.Join(dir, "m.db"),
 		messages: filepath.Join(dir, "messages"),
 	}
+	mustCreateDB(t, e.db)
 	yaml := fmt.Sprintf("store:\n  path: %q\ntransfer:\n  messages_dir: %q\nfirm:\n  time_zone: UTC\n", e.db, e.messages)
 	if err := os.WriteFile(e.cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
@@ -315,10 +316,10 @@ func TestMessagesCommandErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"messages", "-config", e.cfg}, 2, "usage: matterline messages"},
-		{[]string{"messages", "play", "1", "-config", e.cfg}, 2, `unknown messages command "play"`},
-		{[]string{"messages", "show", "-config", e.cfg}, 2, "one message ID"},
-		{[]string{"messages", "rm", "1", "2", "-config", e.cfg}, 2, "one message ID"},
+		{[]string{"messages", "-config", e.cfg}, 2, "missing subcommand"},
+		{[]string{"messages", "play", "1", "-config", e.cfg}, 2, `unknown subcommand "play"`},
+		{[]string{"messages", "show", "-config", e.cfg}, 2, "wants ID"},
+		{[]string{"messages", "rm", "1", "2", "-config", e.cfg}, 2, "wants ID"},
 		{[]string{"messages", "show", "abc", "-config", e.cfg}, 2, `bad message ID "abc"`},
 		{[]string{"messages", "rm", "0", "-config", e.cfg}, 2, `bad message ID "0"`},
 		{[]string{"messages", "list", "x", "-config", e.cfg}, 2, "no arguments"},

@@ -2,18 +2,23 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/matterline/matterline/config"
 	"github.com/matterline/matterline/routing"
+	"github.com/matterline/matterline/store"
 )
 
 // clioUserByID returns a Clio user's name and phone number for
@@ -21,90 +26,78 @@ import (
 // hook of this command: the lead wires it to the clio package; tests stub it.
 var clioUserByID = clioUserFromConfig
 
-const rulesUsage = `usage: matterline rules COMMAND [flags]
-  add NAME --to DEST [--staff NAME] [--staff-id N] [--from-clio-user ID] [--mode cold|warm]
-      [--caller-id caller|service] [--message TEXT] [--message-audio FILE] [--whisper TEXT]
-      [--accept-digit D] [--hours "mon-fri 09:00-17:00"] [--tz ZONE] [--ring-timeout 20s]
-      [--unavailable message|menu|hangup|rule:NAME] [--extension N] [--disabled]
-  set NAME [same flags as add] [--enable|--disable]   change only the given fields
-  rm NAME
-  list [--json]
-  show NAME [--json]
-  test --from NUMBER [--at RFC3339] [--intent responsible|operator|rule:NAME|extension:N|staff:NAME] [--json]
-  export                      YAML of all rules and closures to stdout
-  import FILE [--dry-run]     replace all rules (and closures, if the file lists them)
-Every command accepts -config FILE.`
-
-const closuresUsage = `usage: matterline closures COMMAND [flags]
-  add DATE [--note TEXT]      DATE is YYYY-MM-DD, in each rule's time zone
-  list [--json]
-  rm DATE
-Every command accepts -config FILE.`
-
-func cmdRules(ctx context.Context, s stdio, args []string) error {
-	sub, rest, err := subcommand(args, rulesUsage, "add", "set", "rm", "list", "show", "test", "export", "import")
-	if err != nil {
-		return err
+func (c *cli) newRulesCmd() *cobra.Command {
+	add := &cobra.Command{
+		Use:   "add NAME --to DEST [flags]",
+		Short: "Add a transfer rule",
+		Long: `Add a transfer rule: where a call goes (--to: an E.164 number, an internal
+number of 2-6 digits or a sip:/sips: URI), how (--mode cold|warm), when
+(--hours, --tz) and what happens outside those hours (--unavailable).
+--from-clio-user ID fills the staff name, staff id and destination from a Clio
+user; explicit flags win over it.`,
+		Example: `  matterline rules add reception --to sip:reception@pbx.example.com --extension 100
+  matterline rules add felix --to +12175550101 --staff "Felix Dubinsky" --staff-id 501 \
+      --mode warm --hours "mon-fri 09:00-17:00" --unavailable rule:reception
+  matterline rules add felix --from-clio-user 501 --mode warm`,
+		Args: wantArgs("NAME"),
 	}
-	switch sub {
-	case "add":
-		return rulesAdd(ctx, s, rest)
-	case "set":
-		return rulesSet(ctx, s, rest)
-	case "rm":
-		return rulesRm(ctx, s, rest)
-	case "list":
-		return rulesList(ctx, s, rest)
-	case "show":
-		return rulesShow(ctx, s, rest)
-	case "test":
-		return rulesTest(ctx, s, rest)
-	case "export":
-		return rulesExport(ctx, s, rest)
-	default:
-		return rulesImport(ctx, s, rest)
+	addFlags := newRuleFlags(add.Flags(), false)
+	add.RunE = func(cmd *cobra.Command, args []string) error {
+		return c.rulesAdd(cmd.Context(), cmd.Flags(), addFlags, args[0])
 	}
-}
-
-func cmdClosures(ctx context.Context, s stdio, args []string) error {
-	sub, rest, err := subcommand(args, closuresUsage, "add", "list", "rm")
-	if err != nil {
-		return err
+	set := &cobra.Command{
+		Use:   "set NAME [flags]",
+		Short: "Change fields of a rule",
+		Long: `Change only the fields given as flags (the flags of rules add, plus --enable
+and --disable); the others keep their values.`,
+		Example: "  matterline rules set felix --mode cold --extension 101\n  matterline rules set old --disable",
+		Args:    wantArgs("NAME"),
 	}
-	switch sub {
-	case "add":
-		return closuresAdd(ctx, s, rest)
-	case "list":
-		return closuresList(ctx, s, rest)
-	default:
-		return closuresRm(ctx, s, rest)
+	setFlags := newRuleFlags(set.Flags(), true)
+	set.RunE = func(cmd *cobra.Command, args []string) error {
+		return c.rulesSet(cmd.Context(), cmd.Flags(), setFlags, args[0])
 	}
-}
-
-// subcommand finds the subcommand word: the first argument, or (when flags come
-// first, as in "rules -config F list") the first argument that names one.
-func subcommand(args []string, usage string, names ...string) (string, []string, error) {
-	known := func(a string) bool {
-		for _, n := range names {
-			if a == n {
-				return true
-			}
-		}
-		return false
+	rm := &cobra.Command{
+		Use:     "rm NAME",
+		Short:   "Remove a rule",
+		Long:    "Remove a rule. A rule that another rule falls back to (--unavailable rule:NAME) cannot be removed.",
+		Example: "  matterline rules rm old",
+		Args:    wantArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.rulesRm(cmd.Context(), args[0])
+		},
 	}
-	for i, a := range args {
-		if a == "-h" || a == "--help" || a == "help" {
-			break
-		}
-		if known(a) && (i == 0 || strings.HasPrefix(args[0], "-")) {
-			rest := append(append([]string(nil), args[:i]...), args[i+1:]...)
-			return a, rest, nil
-		}
-		if i == 0 && !strings.HasPrefix(a, "-") {
-			return "", nil, fmt.Errorf("%w: unknown subcommand %q\n%s", errUsage, a, usage)
-		}
+	var listJSON, showJSON bool
+	list := &cobra.Command{
+		Use:     "list",
+		Short:   "List the rules and whether each is valid",
+		Long:    "List every stored rule with its destination, hours and status (ok, disabled, or INVALID with the reason).",
+		Example: "  matterline rules list\n  matterline rules list --json",
+		Args:    wantArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return c.rulesList(cmd.Context(), listJSON)
+		},
 	}
-	return "", nil, fmt.Errorf("%w: %s", errUsage, usage)
+	list.Flags().BoolVar(&listJSON, "json", false, "print JSON")
+	show := &cobra.Command{
+		Use:     "show NAME",
+		Short:   "Show one rule",
+		Long:    "Show every field of one rule, its destination kind and its status.",
+		Example: "  matterline rules show felix\n  matterline rules show felix --json",
+		Args:    wantArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.rulesShow(cmd.Context(), args[0], showJSON)
+		},
+	}
+	show.Flags().BoolVar(&showJSON, "json", false, "print JSON")
+	return c.group("rules", "Manage transfer rules",
+		`Manage the transfer rules in the database: add, change, remove, list, show,
+test a call against them, export them as YAML and import a YAML file. A running
+server picks up changes within a second.`,
+		`  matterline rules list
+  matterline rules add reception --to 100
+  matterline rules test --from +12175552171 --intent operator`,
+		add, set, rm, list, show, c.newRulesTestCmd(), c.newRulesExportCmd(), c.newRulesImportCmd())
 }
 
 // rulesEnv is what every rules/closures subcommand opens.
@@ -114,21 +107,34 @@ type rulesEnv struct {
 	close func()
 }
 
-func openRules(ctx context.Context, cfgPath string) (*rulesEnv, error) {
-	cfg, err := loadConfig(cfgPath)
+func (c *cli) openRules(ctx context.Context, access dbAccess) (*rulesEnv, error) {
+	cfg, err := c.load()
 	if err != nil {
 		return nil, err
 	}
-	db, err := openDB(cfg)
-	if err != nil {
+	var db *sql.DB
+	cleanup := func() {}
+	if _, err := os.Stat(cfg.Store.Path); access == dbScratch && errors.Is(err, os.ErrNotExist) {
+		dir, err := os.MkdirTemp("", "matterline-dry-run-")
+		if err != nil {
+			return nil, err
+		}
+		cleanup = func() { os.RemoveAll(dir) }
+		db, err = store.Open(filepath.Join(dir, "scratch.db"))
+		if err != nil {
+			cleanup()
+			return nil, err
+		}
+	} else if db, err = c.openDB(cfg, access); err != nil {
 		return nil, err
 	}
-	st, err := routing.NewStore(ctx, db, firmOf(cfg))
+	st, err := routing.NewStore(ctx, db, firmOf(cfg), routing.WithLogger(c.logger(cfg)))
 	if err != nil {
 		db.Close()
+		cleanup()
 		return nil, err
 	}
-	return &rulesEnv{cfg: cfg, store: st, close: func() { st.Close(); db.Close() }}, nil
+	return &rulesEnv{cfg: cfg, store: st, close: func() { st.Close(); db.Close(); cleanup() }}, nil
 }
 
 // firmOf maps the configuration to routing's firm settings.
@@ -147,40 +153,15 @@ func audioDir(cfg *config.Config) string {
 	return filepath.Join(filepath.Dir(cfg.Store.Path), "audio")
 }
 
-// positionals checks the number of positional arguments.
-func positionals(fs *flag.FlagSet, pos []string, want ...string) error {
-	if len(pos) != len(want) {
-		return fmt.Errorf("%w: %s wants %s, got %d argument(s)\n%s", errUsage, fs.Name(), strings.Join(want, " "), len(pos), flagUsage(fs))
-	}
-	return nil
-}
-
-// startRulesCmd parses a rules/closures subcommand's flags and exactly the
-// positional arguments named by want, then opens the rules store of -config.
-func startRulesCmd(ctx context.Context, fs *flag.FlagSet, cfgPath *string, args []string, want ...string) ([]string, *rulesEnv, error) {
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := positionals(fs, pos, want...); err != nil {
-		return nil, nil, err
-	}
-	env, err := openRules(ctx, *cfgPath) // -config is known only after parsing
-	if err != nil {
-		return nil, nil, err
-	}
-	return pos, env, nil
-}
-
 // ruleFlags are the flags of rules add and rules set. All are strings so that
-// set can tell which were given (fs.Visit) and report bad values by field.
+// set can tell which were given (Visit) and report bad values by field.
 type ruleFlags struct {
 	to, staff, staffID, mode, callerID, message, audio, whisper, digit string
 	hours, tz, ring, unavailable, extension, fromClio                  string
 	disabled, enable, disable                                          bool
 }
 
-func newRuleFlags(fs *flag.FlagSet, set bool) *ruleFlags {
+func newRuleFlags(fs *pflag.FlagSet, set bool) *ruleFlags {
 	f := &ruleFlags{}
 	fs.StringVar(&f.to, "to", "", "destination: E.164 number, internal number (2-6 digits) or sip:/sips: URI")
 	fs.StringVar(&f.staff, "staff", "", "name of the Clio user the rule serves")
@@ -207,14 +188,14 @@ func newRuleFlags(fs *flag.FlagSet, set bool) *ruleFlags {
 }
 
 // apply writes the given flags into r. Errors name the field (the flag).
-func (f *ruleFlags) apply(fs *flag.FlagSet, r *routing.Rule) error {
+func (f *ruleFlags) apply(fs *pflag.FlagSet, r *routing.Rule) error {
 	var err error
 	bad := func(field string, e error) {
 		if err == nil {
 			err = &routing.FieldError{Rule: r.Name, Field: field, Err: e}
 		}
 	}
-	fs.Visit(func(fl *flag.Flag) {
+	fs.Visit(func(fl *pflag.Flag) {
 		switch fl.Name {
 		case "to":
 			to := routing.NormalizeNumber(f.to)
@@ -290,28 +271,17 @@ func (f *ruleFlags) apply(fs *flag.FlagSet, r *routing.Rule) error {
 	return err
 }
 
-func rulesAdd(ctx context.Context, s stdio, args []string) error {
-	fs, cfgPath := newFlags("rules add")
-	f := newRuleFlags(fs, false)
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return err
+func (c *cli) rulesAdd(ctx context.Context, fs *pflag.FlagSet, f *ruleFlags, name string) error {
+	if !fs.Changed("to") && !fs.Changed("from-clio-user") {
+		return usagef("rules add: --to is required (or --from-clio-user)")
 	}
-	if err := positionals(fs, pos, "NAME"); err != nil {
-		return err
-	}
-	given := map[string]bool{}
-	fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
-	if !given["to"] && !given["from-clio-user"] {
-		return fmt.Errorf("%w: rules add: --to is required (or --from-clio-user)\n%s", errUsage, flagUsage(fs))
-	}
-	env, err := openRules(ctx, *cfgPath)
+	env, err := c.openRules(ctx, dbCreate)
 	if err != nil {
 		return err
 	}
 	defer env.close()
-	r := routing.NewRule(pos[0], "")
-	if given["from-clio-user"] {
+	r := routing.NewRule(name, "")
+	if fs.Changed("from-clio-user") {
 		id, err := strconv.ParseInt(strings.TrimSpace(f.fromClio), 10, 64)
 		if err != nil || id <= 0 {
 			return &routing.FieldError{Rule: r.Name, Field: "from-clio-user", Err: fmt.Errorf("%q is not a Clio user id", f.fromClio)}
@@ -321,7 +291,7 @@ func rulesAdd(ctx context.Context, s stdio, args []string) error {
 			return fmt.Errorf("rule %q: from-clio-user %d: %w", r.Name, id, err)
 		}
 		r.StaffName, r.StaffID, r.Destination = strings.Join(strings.Fields(name), " "), id, routing.NormalizeNumber(phone)
-		if !given["to"] && r.Destination == "" {
+		if !fs.Changed("to") && r.Destination == "" {
 			return &routing.FieldError{Rule: r.Name, Field: "to", Err: fmt.Errorf("Clio user %d has no phone number; give --to", id)}
 		}
 	}
@@ -331,35 +301,26 @@ func rulesAdd(ctx context.Context, s stdio, args []string) error {
 	if err := env.store.Put(ctx, r, false); err != nil {
 		return err
 	}
-	fmt.Fprintf(s.out, "added rule %s\n", r.Name)
+	fmt.Fprintf(c.out, "added rule %s\n", r.Name)
 	return nil
 }
 
-func rulesSet(ctx context.Context, s stdio, args []string) error {
-	fs, cfgPath := newFlags("rules set")
-	f := newRuleFlags(fs, true)
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := positionals(fs, pos, "NAME"); err != nil {
-		return err
-	}
+func (c *cli) rulesSet(ctx context.Context, fs *pflag.FlagSet, f *ruleFlags, name string) error {
 	n := 0
-	fs.Visit(func(fl *flag.Flag) {
-		if fl.Name != "config" {
+	fs.Visit(func(fl *pflag.Flag) {
+		if fl.Name != "config" && fl.Name != "verbose" {
 			n++
 		}
 	})
 	if n == 0 {
-		return fmt.Errorf("%w: rules set %s: nothing to change (give at least one field flag)\n%s", errUsage, pos[0], flagUsage(fs))
+		return usagef("rules set %s: nothing to change (give at least one field flag)", name)
 	}
-	env, err := openRules(ctx, *cfgPath)
+	env, err := c.openRules(ctx, dbCreate)
 	if err != nil {
 		return err
 	}
 	defer env.close()
-	r, err := findRule(ctx, env.store, pos[0])
+	r, err := findRule(ctx, env.store, name)
 	if err != nil {
 		return err
 	}
@@ -369,7 +330,7 @@ func rulesSet(ctx context.Context, s stdio, args []string) error {
 	if err := env.store.Put(ctx, r, true); err != nil {
 		return err
 	}
-	fmt.Fprintf(s.out, "updated rule %s\n", r.Name)
+	fmt.Fprintf(c.out, "updated rule %s\n", r.Name)
 	return nil
 }
 
@@ -387,17 +348,16 @@ func findRule(ctx context.Context, st *routing.Store, name string) (routing.Rule
 	return routing.Rule{}, fmt.Errorf("rule %q: %w", name, routing.ErrNotFound)
 }
 
-func rulesRm(ctx context.Context, s stdio, args []string) error {
-	fs, cfgPath := newFlags("rules rm")
-	pos, env, err := startRulesCmd(ctx, fs, cfgPath, args, "NAME")
+func (c *cli) rulesRm(ctx context.Context, name string) error {
+	env, err := c.openRules(ctx, dbExisting)
 	if err != nil {
 		return err
 	}
 	defer env.close()
-	if err := env.store.Delete(ctx, pos[0]); err != nil {
+	if err := env.store.Delete(ctx, name); err != nil {
 		return err
 	}
-	fmt.Fprintf(s.out, "removed rule %s\n", pos[0])
+	fmt.Fprintf(c.out, "removed rule %s\n", name)
 	return nil
 }
 
@@ -426,27 +386,25 @@ func status(st routing.RuleStatus) string {
 	return "ok"
 }
 
-func rulesList(ctx context.Context, s stdio, args []string) error {
-	fs, cfgPath := newFlags("rules list")
-	asJSON := fs.Bool("json", false, "print JSON")
-	_, env, err := startRulesCmd(ctx, fs, cfgPath, args)
+func (c *cli) rulesList(ctx context.Context, asJSON bool) error {
+	env, err := c.openRules(ctx, dbExisting)
 	if err != nil {
 		return err
 	}
 	defer env.close()
 	all := env.store.Rules().All()
-	if *asJSON {
+	if asJSON {
 		out := make([]ruleJSON, 0, len(all))
 		for _, st := range all {
 			out = append(out, toJSON(st))
 		}
-		return writeJSON(s.out, out)
+		return writeJSON(c.out, out)
 	}
 	if len(all) == 0 {
-		fmt.Fprintln(s.out, "no rules (add one with: matterline rules add NAME --to DEST)")
+		fmt.Fprintln(c.out, "no rules (add one with: matterline rules add NAME --to DEST)")
 		return nil
 	}
-	tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tSTAFF\tTO\tMODE\tEXT\tHOURS\tTZ\tUNAVAILABLE\tSTATUS")
 	for _, st := range all {
 		r := st.Rule
@@ -474,20 +432,18 @@ func orAlways(s string) string {
 	return s
 }
 
-func rulesShow(ctx context.Context, s stdio, args []string) error {
-	fs, cfgPath := newFlags("rules show")
-	asJSON := fs.Bool("json", false, "print JSON")
-	pos, env, err := startRulesCmd(ctx, fs, cfgPath, args, "NAME")
+func (c *cli) rulesShow(ctx context.Context, name string, asJSON bool) error {
+	env, err := c.openRules(ctx, dbExisting)
 	if err != nil {
 		return err
 	}
 	defer env.close()
-	st, ok := env.store.Rules().Lookup(pos[0])
+	st, ok := env.store.Rules().Lookup(name)
 	if !ok {
-		return fmt.Errorf("rule %q: %w", pos[0], routing.ErrNotFound)
+		return fmt.Errorf("rule %q: %w", name, routing.ErrNotFound)
 	}
-	if *asJSON {
-		return writeJSON(s.out, toJSON(st))
+	if asJSON {
+		return writeJSON(c.out, toJSON(st))
 	}
 	r := st.Rule
 	tz := r.TimeZone
@@ -495,7 +451,7 @@ func rulesShow(ctx context.Context, s stdio, args []string) error {
 		tz = env.cfg.Firm.TimeZone + " (firm default)"
 	}
 	kind, _ := routing.DestinationKindOf(r.Destination)
-	tw := tabwriter.NewWriter(s.out, 0, 4, 1, ' ', 0)
+	tw := tabwriter.NewWriter(c.out, 0, 4, 1, ' ', 0)
 	for _, kv := range [][2]string{
 		{"name", r.Name},
 		{"staff", dash(r.StaffName)},

@@ -39,6 +39,7 @@ func newRulesCLIWith(t *testing.T, extra string) *rulesCLI {
 	if err := os.WriteFile(filepath.Join(dir, "audio", "felix.wav"), media.EncodeWAV(make([]int16, 800)), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	mustCreateDB(t, c.db)
 	yaml := "store:\n  path: " + c.db + "\nfirm:\n  time_zone: America/Chicago\nivr:\n  operator: \"+13125550100\"\n" + extra
 	if err := os.WriteFile(c.config, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
@@ -179,10 +180,10 @@ func TestRulesErrors(t *testing.T) {
 		{2, []string{"--to is required"}, []string{"rules", "add", "a"}},
 		{2, []string{"wants NAME"}, []string{"rules", "add", "--to", "101"}},
 		{2, []string{"nothing to change"}, []string{"rules", "set", "reception"}},
-		{2, []string{"flag provided but not defined: -colour"}, []string{"rules", "add", "a", "--to", "101", "--colour", "red"}},
+		{2, []string{"unknown flag: --colour", "Usage:\n  matterline rules add NAME"}, []string{"rules", "add", "a", "--to", "101", "--colour", "red"}},
 		{2, []string{`unknown subcommand "frobnicate"`}, []string{"rules", "frobnicate"}},
-		{2, []string{"usage: matterline rules"}, []string{"rules"}},
-		{2, []string{"usage: matterline closures"}, []string{"closures"}},
+		{2, []string{"missing subcommand", "Usage:\n  matterline rules [flags]"}, []string{"rules"}},
+		{2, []string{"missing subcommand", "Usage:\n  matterline closures [flags]"}, []string{"closures"}},
 		{2, []string{"--from is required"}, []string{"rules", "test"}},
 		{1, []string{`intent: routing: unknown intent "boss"`}, []string{"rules", "test", "--from", "+12175552171", "--intent", "boss"}},
 		{1, []string{`at: bad time "tomorrow"`}, []string{"rules", "test", "--from", "+12175552171", "--at", "tomorrow"}},
@@ -370,6 +371,16 @@ func TestRulesExportImport(t *testing.T) {
 	if out := d.ok("closures", "list"); !strings.Contains(out, "2026-12-25  Christmas Day") {
 		t.Errorf("closures after import: %s", out)
 	}
+}
+
+// mustCreateDB creates the database at path, as serve or a writing command would.
+func mustCreateDB(t *testing.T, path string) {
+	t.Helper()
+	db, err := store.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
 }
 
 func writeFile(t *testing.T, dir, name, body string) string {

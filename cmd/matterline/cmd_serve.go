@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/matterline/matterline/clio"
 	"github.com/matterline/matterline/config"
 	"github.com/matterline/matterline/events"
@@ -27,36 +29,82 @@ import (
 	"github.com/matterline/matterline/routing"
 	"github.com/matterline/matterline/sdnotify"
 	"github.com/matterline/matterline/sip"
+	"github.com/matterline/matterline/store"
 )
 
-func cmdServe(ctx context.Context, s stdio, args []string) error {
-	fs, cfgPath := newFlags("serve")
-	if _, err := parseArgs(fs, args); err != nil {
-		return err
+func (c *cli) newServeCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "Run the SIP server",
+		Long: `Run matterline: SIP on sip.listen, the control API, metrics and health on
+http.listen, the rules and records in store.path. SIGTERM drains (new calls
+refused, calls in progress may finish up to drain_timeout); SIGINT hangs up at
+once. Logging follows log.level and log.format.`,
+		Example: "  matterline serve -config /etc/matterline/matterline.yaml\n  MATTERLINE_CONFIG=./matterline.yaml matterline serve",
+		Args:    wantArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := c.load()
+			if err != nil {
+				return err
+			}
+			return serve(cmd.Context(), c.stdio, cfg, c.src.path, nil)
+		},
 	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		return err
-	}
-	warnExposedSecrets(newLogger(cfg.Log, s.err), *cfgPath)
-	return serve(ctx, s, cfg, nil)
 }
 
-// warnExposedSecrets warns when the configuration file holds a secret and can be
-// read by its group or by others (path "" = embedded defaults: nothing to check).
-func warnExposedSecrets(log *slog.Logger, path string) {
-	if path == "" {
-		return
+// servePlan is what the start-up checks of serve produce for it to use.
+type servePlan struct {
+	prompts *media.Prompts
+	ports   *media.PortAllocator
+	sip     sip.Config
+}
+
+// checkServe makes every check serve makes before it opens anything, for serve
+// and for config check alike: errors (all of them, joined) stop the start;
+// warnings go to log. path is the configuration file ("" = embedded defaults).
+func checkServe(cfg *config.Config, path string, log *slog.Logger) (servePlan, error) {
+	var plan servePlan
+	var errs []error
+	fail := func(key string, err error) {
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", key, err))
+		}
 	}
-	keys, perm, err := config.ExposedSecrets(path)
+	fail("http.listen", httpapi.CheckListen(cfg.HTTP.Listen, cfg.HTTP.Token))
+	if cfg.HTTP.AgentToken != "" {
+		fail("http.agent_token", httpapi.CheckListen(cfg.HTTP.Listen, cfg.HTTP.AgentToken))
+	}
+	if cfg.HTTP.LoopbackOpen {
+		log.Warn("http.loopback_open is on: any process on this machine may change rules, transfer and end calls and reconnect Clio without a token")
+	}
+	var err error
+	plan.prompts, err = media.LoadPrompts(cfg.Media.PromptsDir)
+	fail("media.prompts_dir", err)
+	if lo, hi, err := config.PortRange(cfg.Media.RTPPorts); err != nil {
+		fail("media.rtp_ports", err)
+	} else {
+		plan.ports, err = media.NewPortAllocator(lo, hi, 2*time.Second)
+		fail("media.rtp_ports", err)
+	}
+	if len(cfg.Routing.AllowedDestinations) == 0 {
+		log.Warn("routing.allowed_destinations is empty: rules may send calls to any number or SIP URI, including premium-rate and international ones; list the firm's own numbers and extensions to refuse the rest")
+	} else {
+		log.Info("routing: destinations limited", "allowed_destinations", cfg.Routing.AllowedDestinations)
+	}
+	if cfg.Clio.AccessToken == "" || cfg.Clio.ClientID != "" {
+		if sealer, err := clio.SealerFromEnv(os.Getenv); err != nil {
+			errs = append(errs, err)
+		} else if sealer == nil {
+			log.Warn("no secret key: Clio access and refresh tokens are stored unsealed in the database; set " +
+				clio.EnvSecretKey + " or the systemd credential " + clio.CredentialSecretKey + " (docs/clio.md)")
+		}
+	}
+	plan.sip, err = sipConfig(cfg)
 	if err != nil {
-		log.Warn("config file permissions not checked", "err", err)
-		return
+		errs = append(errs, err)
 	}
-	if len(keys) > 0 {
-		log.Warn("config file holding secrets is readable by other users: chmod 600 it, or move the secrets to the environment or systemd credentials",
-			"file", path, "mode", fmt.Sprintf("%04o", perm), "keys", keys)
-	}
+	warnExposedSecrets(log, path)
+	return plan, errors.Join(errs...)
 }
 
 // app is a running matterline: what serve started, stopped in reverse order.
@@ -79,32 +127,13 @@ func (a *app) HTTPAddr() string { return a.httpLn.Addr().String() }
 
 // serve runs the server until ctx ends. ready, when set, is called once every
 // listener is up (demo prints how to call it).
-func serve(ctx context.Context, s stdio, cfg *config.Config, ready func(*app)) error {
+func serve(ctx context.Context, s stdio, cfg *config.Config, cfgPath string, ready func(*app)) error {
 	log := newLogger(cfg.Log, s.err)
-	if err := httpapi.CheckListen(cfg.HTTP.Listen, cfg.HTTP.Token); err != nil {
-		return fmt.Errorf("http.listen: %w", err)
-	}
-	if cfg.HTTP.AgentToken != "" {
-		if err := httpapi.CheckListen(cfg.HTTP.Listen, cfg.HTTP.AgentToken); err != nil {
-			return fmt.Errorf("http.agent_token: %w", err)
-		}
-	}
-	if cfg.HTTP.LoopbackOpen {
-		log.Warn("http.loopback_open is on: any process on this machine may change rules, transfer and end calls and reconnect Clio without a token")
-	}
-	prompts, err := media.LoadPrompts(cfg.Media.PromptsDir)
+	plan, err := checkServe(cfg, cfgPath, log)
 	if err != nil {
-		return fmt.Errorf("media.prompts_dir: %w", err)
+		return err
 	}
-	lo, hi, err := config.PortRange(cfg.Media.RTPPorts)
-	if err != nil {
-		return fmt.Errorf("media.rtp_ports: %w", err)
-	}
-	ports, err := media.NewPortAllocator(lo, hi, 2*time.Second)
-	if err != nil {
-		return fmt.Errorf("media.rtp_ports: %w", err)
-	}
-	db, err := openDB(cfg)
+	db, err := store.Open(cfg.Store.Path)
 	if err != nil {
 		return err
 	}
@@ -117,11 +146,6 @@ func serve(ctx context.Context, s stdio, cfg *config.Config, ready func(*app)) e
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRun()
 
-	if len(cfg.Routing.AllowedDestinations) == 0 {
-		log.Warn("routing.allowed_destinations is empty: rules may send calls to any number or SIP URI, including premium-rate and international ones; list the firm's own numbers and extensions to refuse the rest")
-	} else {
-		log.Info("routing: destinations limited", "allowed_destinations", cfg.Routing.AllowedDestinations)
-	}
 	if a.rules, err = routing.NewStore(runCtx, db, firmOf(cfg), routing.WithLogger(log)); err != nil {
 		return err
 	}
@@ -140,14 +164,6 @@ func serve(ctx context.Context, s stdio, cfg *config.Config, ready func(*app)) e
 	if a.msgs, err = records.NewMessageStore(runCtx, db, cfg.Transfer.MessagesDir); err != nil {
 		return fmt.Errorf("transfer.messages_dir: %w", err)
 	}
-	if cfg.Clio.AccessToken == "" || cfg.Clio.ClientID != "" {
-		if sealer, err := clio.SealerFromEnv(os.Getenv); err != nil {
-			return err
-		} else if sealer == nil {
-			log.Warn("no secret key: Clio access and refresh tokens are stored unsealed in the database; set " +
-				clio.EnvSecretKey + " or the systemd credential " + clio.CredentialSecretKey + " (docs/clio.md)")
-		}
-	}
 	clioHTTP := &http.Client{Transport: clioMetrics{next: http.DefaultTransport, m: a.metrics}}
 	lk, closeLookup, err := openLookupWith(runCtx, cfg, db, log, clioHTTP)
 	if err != nil {
@@ -155,10 +171,6 @@ func serve(ctx context.Context, s stdio, cfg *config.Config, ready func(*app)) e
 	}
 	defer closeLookup()
 
-	scfg, err := sipConfig(cfg)
-	if err != nil {
-		return err
-	}
 	// The trace is switched on to be read: it logs whatever log.level says.
 	traceLog := newLogger(config.Log{Level: "debug", Format: cfg.Log.Format}, s.err)
 	a.trace = &tracer{log: traceLog}
@@ -175,8 +187,8 @@ func serve(ctx context.Context, s stdio, cfg *config.Config, ready func(*app)) e
 	if err != nil {
 		return err
 	}
-	a.sip, err = sip.NewServer(scfg, sip.WithLogger(log), sip.WithLookup(lk), sip.WithPorts(ports),
-		sip.WithPrompts(prompts), sip.WithRouter(router{store: a.rules, now: time.Now}),
+	a.sip, err = sip.NewServer(plan.sip, sip.WithLogger(log), sip.WithLookup(lk), sip.WithPorts(plan.ports),
+		sip.WithPrompts(plan.prompts), sip.WithRouter(router{store: a.rules, now: time.Now}),
 		sip.WithCallRecords(a.calls), sip.WithMessages(a.msgs), sip.WithTTS(tts),
 		sip.WithObserver(observer{bus: a.bus, m: a.metrics}), sip.WithTracer(a.trace))
 	if err != nil {
@@ -351,4 +363,21 @@ func (a *app) shutdown(cause error) {
 		a.sip.HangupAll(bg)
 	}
 	a.log.Info("stopped")
+}
+
+// warnExposedSecrets warns when the configuration file holds a secret and can be
+// read by its group or by others (path "" = embedded defaults: nothing to check).
+func warnExposedSecrets(log *slog.Logger, path string) {
+	if path == "" {
+		return
+	}
+	keys, perm, err := config.ExposedSecrets(path)
+	if err != nil {
+		log.Warn("config file permissions not checked", "err", err)
+		return
+	}
+	if len(keys) > 0 {
+		log.Warn("config file holding secrets is readable by other users: chmod 600 it, or move the secrets to the environment or systemd credentials",
+			"file", path, "mode", fmt.Sprintf("%04o", perm), "keys", keys)
+	}
 }

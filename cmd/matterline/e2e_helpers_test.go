@@ -135,7 +135,7 @@ func startE2E(t *testing.T, o e2eOptions) *e2eServer {
 	s := &e2eServer{t: t, cfg: cfg, logs: logs, cancel: cancel, served: make(chan error, 1), token: o.token}
 	ready := make(chan *app, 1)
 	go func() {
-		s.served <- serve(ctx, stdio{out: io.Discard, err: logs}, cfg, func(a *app) { ready <- a })
+		s.served <- serve(ctx, stdio{out: io.Discard, err: logs}, cfg, "", func(a *app) { ready <- a })
 	}()
 	select {
 	case s.a = <-ready:

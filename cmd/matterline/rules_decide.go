@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/matterline/matterline/lookup"
 	"github.com/matterline/matterline/routing"
 )
@@ -17,62 +19,78 @@ type testOutput struct {
 	Decision routing.DecisionContract `json:"decision"`
 }
 
+func (c *cli) newRulesTestCmd() *cobra.Command {
+	var o testOptions
+	cmd := &cobra.Command{
+		Use:   "test --from NUMBER [flags]",
+		Short: "Show what a call would do, without placing it",
+		Long: `Run the real caller lookup of the configuration and the decision engine for one
+call from --from at --at (default now) with the caller's --intent, and print
+the lookup and the decision. Nothing is dialled.`,
+		Example: `  matterline rules test --from +12175552171
+  matterline rules test --from +12175552171 --intent rule:felix --at 2026-11-24T18:00:00-06:00 --json`,
+		Args: wantArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return c.rulesTest(cmd.Context(), o)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&o.from, "from", "", "caller number, e.g. +12175552171")
+	fs.StringVar(&o.at, "at", "", "time of the call, RFC 3339 (default now)")
+	fs.StringVar(&o.intent, "intent", "responsible", "responsible, operator, rule:NAME, extension:N or staff:NAME")
+	fs.BoolVar(&o.json, "json", false, "print the DESIGN.md JSON object")
+	return cmd
+}
+
+type testOptions struct {
+	from, at, intent string
+	json             bool
+}
+
 // rulesTest runs the real caller lookup of the configuration and the decision
 // engine for one call, without placing it.
-func rulesTest(ctx context.Context, s stdio, args []string) error {
-	fs, cfgPath := newFlags("rules test")
-	from := fs.String("from", "", "caller number, e.g. +12175552171")
-	at := fs.String("at", "", "time of the call, RFC 3339 (default now)")
-	intentText := fs.String("intent", "responsible", "responsible, operator, rule:NAME, extension:N or staff:NAME")
-	asJSON := fs.Bool("json", false, "print the DESIGN.md JSON object")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return err
+func (c *cli) rulesTest(ctx context.Context, o testOptions) error {
+	if strings.TrimSpace(o.from) == "" {
+		return usagef("rules test: --from is required")
 	}
-	if err := positionals(fs, pos); err != nil {
-		return err
-	}
-	if strings.TrimSpace(*from) == "" {
-		return fmt.Errorf("%w: rules test: --from is required\n%s", errUsage, flagUsage(fs))
-	}
-	intent, err := routing.ParseIntent(*intentText)
+	intent, err := routing.ParseIntent(o.intent)
 	if err != nil {
 		return fmt.Errorf("intent: %w", err)
 	}
 	now := time.Now()
-	if *at != "" {
-		if now, err = time.Parse(time.RFC3339, strings.TrimSpace(*at)); err != nil {
-			return fmt.Errorf("at: bad time %q (want RFC 3339, e.g. 2026-11-24T10:00:00-06:00)", *at)
+	if o.at != "" {
+		if now, err = time.Parse(time.RFC3339, strings.TrimSpace(o.at)); err != nil {
+			return fmt.Errorf("at: bad time %q (want RFC 3339, e.g. 2026-11-24T10:00:00-06:00)", o.at)
 		}
 	}
-	env, err := openRules(ctx, *cfgPath)
+	env, err := c.openRules(ctx, dbExisting)
 	if err != nil {
 		return err
 	}
 	defer env.close()
-	lk, closeLookup, err := openLookup(ctx, env.cfg, env.store.DB(), newLogger(env.cfg.Log, s.err))
+	lk, closeLookup, err := openLookup(ctx, env.cfg, env.store.DB(), c.logger(env.cfg))
 	if err != nil {
 		return fmt.Errorf("lookup: %w", err)
 	}
 	defer closeLookup()
-	res := lk.Lookup(ctx, strings.TrimSpace(*from))
+	res := lk.Lookup(ctx, strings.TrimSpace(o.from))
 	set := env.store.Rules()
 	d := routing.Decide(res, intent, set, now)
-	if *asJSON {
+	if o.json {
 		b, err := json.Marshal(testOutput{Lookup: res.Contract(), Decision: d.Contract()})
 		if err != nil {
 			return err
 		}
-		_, err = fmt.Fprintf(s.out, "%s\n", b)
+		_, err = fmt.Fprintf(c.out, "%s\n", b)
 		return err
 	}
-	fmt.Fprintf(s.out, "lookup:    %s\n", describeLookup(res))
-	fmt.Fprintf(s.out, "intent:    %s at %s\n", intent, now.Format(time.RFC3339))
-	fmt.Fprintf(s.out, "decision:  %s\n", describeDecision(d))
+	fmt.Fprintf(c.out, "lookup:    %s\n", describeLookup(res))
+	fmt.Fprintf(c.out, "intent:    %s at %s\n", intent, now.Format(time.RFC3339))
+	fmt.Fprintf(c.out, "decision:  %s\n", describeDecision(d))
 	if d.Action == routing.ActionUnavailable {
-		fmt.Fprintf(s.out, "unavailable handling: %s\n", d.Unavailable)
+		fmt.Fprintf(c.out, "unavailable handling: %s\n", d.Unavailable)
 		if d.Unavailable.Kind == routing.UnavailableRule {
-			fmt.Fprintf(s.out, "fallback:  %s\n", describeDecision(routing.Fallback(set, d.Rule, now)))
+			fmt.Fprintf(c.out, "fallback:  %s\n", describeDecision(routing.Fallback(set, d.Rule, now)))
 		}
 	}
 	return nil
