@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,7 +33,14 @@ const (
 	defaultTTSSpeed   = 150
 	defaultTTSTimeout = 15 * time.Second
 	defaultTTSChars   = 500
-	defaultTTSMemory  = 64
+	// The disk cache holds spoken client names: files unused this long are
+	// deleted, and at most defaultTTSCacheFiles are kept (least recently used go
+	// first).
+	defaultTTSCacheAge   = 30 * 24 * time.Hour
+	defaultTTSCacheFiles = 2000
+	// ttsPurgeEvery is how often renders purge the disk cache.
+	ttsPurgeEvery    = time.Hour
+	defaultTTSMemory = 64
 	// maxTTSStderr bounds what is kept of the synthesizer's error output.
 	maxTTSStderr = 512
 )
@@ -58,6 +66,12 @@ type TTSConfig struct {
 	// MemoryEntries bounds the in-memory cache (least recently used evicted); 0
 	// means 64.
 	MemoryEntries int
+	// CacheMaxAge deletes cache files not used for this long (they hold spoken
+	// client names); 0 means 30 days.
+	CacheMaxAge time.Duration
+	// CacheMaxFiles bounds the disk cache (least recently used deleted first); 0
+	// means 2,000.
+	CacheMaxFiles int
 	Logger        *slog.Logger
 }
 
@@ -73,6 +87,7 @@ type TTS struct {
 	lru      *list.List // of *ttsEntry, most recent first
 	byKey    map[string]*list.Element
 	inflight map[string]*ttsCall
+	purged   time.Time // last disk cache purge
 }
 
 type ttsEntry struct {
@@ -108,6 +123,12 @@ func NewTTS(cfg TTSConfig) (*TTS, error) {
 	if cfg.MemoryEntries <= 0 {
 		cfg.MemoryEntries = defaultTTSMemory
 	}
+	if cfg.CacheMaxAge <= 0 {
+		cfg.CacheMaxAge = defaultTTSCacheAge
+	}
+	if cfg.CacheMaxFiles <= 0 {
+		cfg.CacheMaxFiles = defaultTTSCacheFiles
+	}
 	if strings.HasPrefix(cfg.Voice, "-") || strings.ContainsFunc(cfg.Voice, unicode.IsSpace) {
 		return nil, fmt.Errorf("media: tts: invalid voice %q", cfg.Voice)
 	}
@@ -131,8 +152,84 @@ func NewTTS(cfg TTSConfig) (*TTS, error) {
 		if err := os.MkdirAll(cfg.CacheDir, 0o700); err != nil {
 			return nil, fmt.Errorf("media: tts cache dir: %w", err)
 		}
+		if n, err := t.Purge(time.Now()); err != nil {
+			log.Warn("tts cache purge", "err", err)
+		} else if n > 0 {
+			log.Info("tts cache purged", "removed", n)
+		}
 	}
 	return t, nil
+}
+
+// Purge deletes disk cache files unused for CacheMaxAge (a use refreshes a file's
+// modification time), leftovers of interrupted renders, and the least recently
+// used files beyond CacheMaxFiles. It reports how many files it removed. NewTTS
+// purges once, and renders at most once an hour after that.
+func (t *TTS) Purge(now time.Time) (int, error) {
+	if t.cfg.CacheDir == "" {
+		return 0, nil
+	}
+	t.mu.Lock()
+	t.purged = now
+	t.mu.Unlock()
+	ents, err := os.ReadDir(t.cfg.CacheDir)
+	if err != nil {
+		return 0, fmt.Errorf("media: tts cache: %w", err)
+	}
+	type file struct {
+		name string
+		used time.Time
+	}
+	var keep []file
+	removed := 0
+	remove := func(name string) {
+		if err := os.Remove(filepath.Join(t.cfg.CacheDir, name)); err == nil {
+			removed++
+		}
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if !e.Type().IsRegular() || !strings.HasPrefix(name, "tts-") {
+			continue // not ours
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue
+		}
+		switch {
+		case strings.HasSuffix(name, ".wav.tmp"):
+			// A render in progress is younger than its timeout.
+			if now.Sub(info.ModTime()) > 2*t.cfg.Timeout {
+				remove(name)
+			}
+		case strings.HasSuffix(name, ".wav"):
+			if now.Sub(info.ModTime()) > t.cfg.CacheMaxAge {
+				remove(name)
+			} else {
+				keep = append(keep, file{name, info.ModTime()})
+			}
+		}
+	}
+	if extra := len(keep) - t.cfg.CacheMaxFiles; extra > 0 {
+		slices.SortFunc(keep, func(a, b file) int { return a.used.Compare(b.used) })
+		for _, f := range keep[:extra] {
+			remove(f.name)
+		}
+	}
+	return removed, nil
+}
+
+// purgeNow purges the disk cache when the last purge is ttsPurgeEvery old.
+func (t *TTS) purgeNow() {
+	now := time.Now()
+	t.mu.Lock()
+	due := t.cfg.CacheDir != "" && now.Sub(t.purged) >= ttsPurgeEvery
+	t.mu.Unlock()
+	if due {
+		if _, err := t.Purge(now); err != nil {
+			t.log.Warn("tts cache purge", "err", err)
+		}
+	}
 }
 
 // Available reports whether the synthesizer was found.
@@ -228,6 +325,9 @@ func (t *TTS) load(ctx context.Context, key, text string) (*Prompt, error) {
 		switch {
 		case err == nil:
 			if p, perr := ParseWAV(name, data); perr == nil && len(p.Samples) > 0 {
+				// Mark the file used, so the purge keeps it.
+				now := time.Now()
+				_ = os.Chtimes(t.cachePath(key), now, now)
 				return p, nil
 			}
 			t.log.Warn("tts cache file unusable, rendering again", "file", t.cachePath(key))
@@ -295,6 +395,7 @@ func (t *TTS) render(ctx context.Context, key, name, text string) (*Prompt, erro
 		} else {
 			keep = true
 		}
+		t.purgeNow()
 	}
 	t.log.Debug("tts rendered", "chars", utf8.RuneCountInString(text), "audio", p.Duration(), "took", time.Since(started).Round(time.Millisecond))
 	return p, nil

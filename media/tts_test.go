@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -295,4 +296,45 @@ func FuzzCleanTTSText(f *testing.F) {
 			t.Fatalf("clean(%q) = %q: spaces not collapsed", s, out)
 		}
 	})
+}
+
+// The disk cache holds spoken client names: files unused for CacheMaxAge go,
+// used ones stay, the least recently used beyond CacheMaxFiles go, stale
+// half-written renders go, and files that are not the cache's are left alone.
+func TestTTSCachePurge(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	write := func(name string, age time.Duration) {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, now.Add(-age), now.Add(-age)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("tts-old.wav", 40*24*time.Hour)
+	write("tts-a.wav", 3*time.Hour)
+	write("tts-b.wav", 2*time.Hour)
+	write("tts-c.wav", time.Hour)
+	write("tts-x.wav.tmp", time.Hour)
+	write("tts-y.wav.tmp", time.Second)
+	write("notes.txt", 400*24*time.Hour)
+	tts, err := NewTTS(TTSConfig{Command: "/nonexistent/espeak-ng", CacheDir: dir, CacheMaxFiles: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		left = append(left, e.Name())
+	}
+	want := []string{"notes.txt", "tts-b.wav", "tts-c.wav", "tts-y.wav.tmp"}
+	if !slices.Equal(left, want) {
+		t.Fatalf("after the purge at start: %v, want %v", left, want)
+	}
+	if n, err := tts.Purge(now); err != nil || n != 0 {
+		t.Fatalf("second purge removed %d (%v), want 0", n, err)
+	}
 }
