@@ -246,6 +246,9 @@ type Options struct {
 	Heartbeat time.Duration
 	// Now is the clock for relative ?since= values (default time.Now).
 	Now func() time.Time
+	// Zone is the firm's time zone (firm.time_zone), in which ?since= values
+	// without an offset ("2026-11-24 10:00") are read; nil means UTC.
+	Zone *time.Location
 }
 
 // Server is the API handler. Create it with New; it implements http.Handler.

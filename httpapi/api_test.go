@@ -441,6 +441,36 @@ func TestCDRAndMessages(t *testing.T) {
 	}
 }
 
+// ?since= takes every form of timeflag.Parse; local forms are read in
+// Options.Zone (the firm's zone).
+func TestSinceForms(t *testing.T) {
+	chicago, err := time.LoadLocation("America/Chicago")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvWith(t, func(o *Options) { o.Token = testToken; o.Zone = chicago })
+	for _, tt := range []struct {
+		q    string
+		want time.Time
+	}{
+		{"2026-11-24+10:00", time.Date(2026, 11, 24, 16, 0, 0, 0, time.UTC)},
+		{"2026-11-24", time.Date(2026, 11, 24, 6, 0, 0, 0, time.UTC)},
+		{"2026-11-24T10:00:00Z", time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)},
+		{"90m", t0.Add(-90 * time.Minute)},
+		{"7d", t0.Add(-7 * 24 * time.Hour)},
+		{"2w", t0.Add(-14 * 24 * time.Hour)},
+	} {
+		r := e.do(t, "GET", "/v1/cdr?since="+tt.q, "", testToken)
+		if r.code != 200 || !e.cdr.gotSince.Equal(tt.want) {
+			t.Errorf("since=%s: %d %s since=%v, want %v", tt.q, r.code, r.body, e.cdr.gotSince, tt.want)
+		}
+	}
+	r := e.do(t, "GET", "/v1/messages?since=2026-02-30", "", testToken)
+	if m := r.json(t); r.code != 400 || !strings.Contains(m["message"].(string), "2026-11-24 10:00") {
+		t.Errorf("bad since: %d %s", r.code, r.body)
+	}
+}
+
 func TestSIPTrace(t *testing.T) {
 	e := newEnv(t, testToken)
 	if r := e.do(t, "POST", "/v1/debug/siptrace", `{"enabled":true}`, testToken); r.code != 200 || r.json(t)["enabled"] != true || !e.trace.Enabled() {
