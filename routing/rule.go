@@ -14,8 +14,9 @@ import (
 // Rules are validated as a set (NewRuleSet, ValidateSet) because names,
 // extensions and staff ids are unique and fallbacks refer to other rules.
 type Rule struct {
-	// Name is unique (compared case-insensitively); intents say rule:NAME. A rule
-	// named "operator" serves the operator intent.
+	// Name is unique (compared case-insensitively); intents say rule:NAME. Names
+	// may hold spaces and some punctuation ("Felix Dubinsky", see checkName). A
+	// rule named "operator" serves the operator intent.
 	Name string
 	// StaffName and StaffID say which Clio user the rule serves (either or both;
 	// neither for rules reached only by name or extension). StaffID 0 = none.

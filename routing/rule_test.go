@@ -233,3 +233,41 @@ func TestStoreStatuses(t *testing.T) {
 		t.Fatalf("Statuses = %+v", sts)
 	}
 }
+
+// FuzzDecodeRuleJSON: decoding never panics, refuses with a FieldError, and a
+// rule it accepts prints (JSONOf) as an object that decodes to the same rule.
+func FuzzDecodeRuleJSON(f *testing.F) {
+	for _, s := range []string{
+		`{"name":"Felix Dubinsky","to":"+12175550101","mode":"warm","valid":true,"warnings":[]}`,
+		`{"name":"x","to":"101","staff_id":null,"enabled":false}`,
+		`{"name":"x","bogus":1}`, `{"to":1}`, `[]`, `null`, `{"ring_timeout":"45s","unavailable":"rule:a b"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		doc, err := DecodeRuleJSON(data)
+		if err != nil {
+			var fe *FieldError
+			if !errors.As(err, &fe) {
+				t.Fatalf("error %v is not a FieldError", err)
+			}
+			return
+		}
+		r, err := doc.Rule()
+		if err != nil {
+			return
+		}
+		b, err := json.Marshal(JSONOf(RuleStatus{Rule: r}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc2, err := DecodeRuleJSON(b)
+		if err != nil {
+			t.Fatalf("own output %s refused: %v", b, err)
+		}
+		r2, err := doc2.Rule()
+		if err != nil || r2 != r {
+			t.Fatalf("round trip %+v -> %s -> %+v, %v", r, b, r2, err)
+		}
+	})
+}
