@@ -21,8 +21,8 @@
 //     one); a valid token of too small a scope 403 (insufficient_scope).
 //     Tokens are compared in constant time. Without a token, a loopback client
 //     may use /metrics always, and read-only routes only when no token is
-//     configured at all; state-changing routes (POST, PUT, DELETE, the Clio
-//     connect start page) never open without a token unless
+//     configured at all; state-changing routes (POST, PUT, PATCH, DELETE, the
+//     Clio connect start page) never open without a token unless
 //     Options.LoopbackOpen is set, which treats loopback clients as admin.
 //     /debug/pprof/ needs the admin token itself, always. /healthz is open.
 //  3. Unsafe cross-origin browser requests are refused
@@ -37,8 +37,14 @@
 // Errors are JSON objects {"error": CODE, "message": TEXT} where CODE is stable
 // (unauthorized, forbidden, misdirected_request, not_found,
 // method_not_allowed, bad_request, conflict, unprocessable, too_large,
-// not_implemented, internal); request bodies are capped (Options.MaxBodyBytes,
+// unsupported_media_type, not_implemented, internal); request bodies are capped (Options.MaxBodyBytes,
 // 413 too_large beyond it).
+//
+// The routes are listed in one table (routeTable) and described by an OpenAPI
+// 3.1 document served at GET /v1/openapi.json (agent or admin token, like the
+// other read routes); a test checks that the two agree. Rule objects, PUT as
+// a full replace and PATCH as a JSON merge patch (RFC 7396) are described in
+// rules.go.
 //
 // GET /v1/events streams events.Event values as server-sent events (WHATWG HTML
 // Living Standard, "Server-sent events"): "id:" is the event sequence number,
@@ -246,6 +252,9 @@ type Options struct {
 	Heartbeat time.Duration
 	// Now is the clock for relative ?since= values (default time.Now).
 	Now func() time.Time
+	// Zone is the firm's time zone (firm.time_zone), in which ?since= values
+	// without an offset ("2026-11-24 10:00") are read; nil means UTC.
+	Zone *time.Location
 }
 
 // Server is the API handler. Create it with New; it implements http.Handler.
@@ -297,36 +306,57 @@ const (
 
 // endpoint is one method of a route with what it requires.
 type endpoint struct {
-	h      http.Handler
-	access access
+	h     http.Handler
+	guard guard
+	// acts: a GET that changes state (the Clio connect start page), so it is
+	// not read-only.
+	acts bool
 }
 
-// route is one path with its endpoints by method.
+// route is one path (a net/http pattern without the method; a trailing "/"
+// serves the subtree) with its endpoints by method.
 type route struct {
 	path    string
 	methods map[string]endpoint
 }
 
-func (s *Server) routes() http.Handler {
-	open := func(h http.HandlerFunc) endpoint { return endpoint{h, accessOpen} }
-	local := func(h http.HandlerFunc) endpoint { return endpoint{h, accessLocal} }
-	agent := func(h http.HandlerFunc) endpoint { return endpoint{h, accessAgent} }
-	admin := func(h http.HandlerFunc) endpoint { return endpoint{h, accessAdmin} }
-	table := []route{
+// methodOrder is the order of methods in Allow headers.
+var methodOrder = []string{"GET", "POST", "PUT", "PATCH", "DELETE"}
+
+// routeTable is every route the API serves. The OpenAPI document
+// (openapi.json) describes exactly these; a test holds the two together.
+func (s *Server) routeTable() []route {
+	ep := func(a access) func(http.HandlerFunc) endpoint {
+		return func(h http.HandlerFunc) endpoint { return endpoint{h: h, guard: guard{access: a}} }
+	}
+	open, local, agent, admin := ep(accessOpen), ep(accessLocal), ep(accessAgent), ep(accessAdmin)
+	return []route{
 		{"/healthz", map[string]endpoint{"GET": open(s.healthz)}},
 		{"/metrics", map[string]endpoint{"GET": local(s.metrics)}},
+		{"/v1/openapi.json", map[string]endpoint{"GET": agent(s.openAPI)}},
 		{"/v1/calls", map[string]endpoint{"GET": agent(s.listCalls)}},
 		{"/v1/calls/{id}", map[string]endpoint{"GET": agent(s.getCall)}},
 		{"/v1/calls/{id}/transfer", map[string]endpoint{"POST": agent(s.transfer)}},
 		{"/v1/calls/{id}/hangup", map[string]endpoint{"POST": admin(s.hangup)}},
 		{"/v1/rules", map[string]endpoint{"GET": admin(s.listRules), "POST": admin(s.createRule)}},
-		{"/v1/rules/{name}", map[string]endpoint{"GET": admin(s.getRule), "PUT": admin(s.putRule), "DELETE": admin(s.deleteRule)}},
+		{"/v1/rules/{name}", map[string]endpoint{"GET": admin(s.getRule), "PUT": admin(s.putRule),
+			"PATCH": admin(s.patchRule), "DELETE": admin(s.deleteRule)}},
 		{"/v1/cdr", map[string]endpoint{"GET": admin(s.listCDR)}},
 		{"/v1/messages", map[string]endpoint{"GET": admin(s.listMessages)}},
 		{"/v1/events", map[string]endpoint{"GET": agent(s.events)}},
 		{"/v1/debug/siptrace", map[string]endpoint{"GET": admin(s.getSIPTrace), "POST": admin(s.setSIPTrace)}},
+		// Starting the Clio connection changes which Clio account matterline
+		// reads: admin only. It is a GET a browser opens, so the token may
+		// also come as ?token=.
+		{ClioStartPath, map[string]endpoint{"GET": {h: http.HandlerFunc(s.clioConnect), guard: guard{access: accessAdmin, queryToken: true}, acts: true}}},
 		{ClioCallbackPath, map[string]endpoint{"GET": open(s.clioConnect)}},
+		// pprof's symbol page also takes POST.
+		{"/debug/pprof/", map[string]endpoint{"GET": {h: pprofHandler(), guard: guard{access: accessDebug}},
+			"POST": {h: pprofHandler(), guard: guard{access: accessDebug}}}},
 	}
+}
+
+func (s *Server) routes() http.Handler {
 	csrf := http.NewCrossOriginProtection()
 	csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "forbidden", "cross-origin request refused")
@@ -339,10 +369,10 @@ func (s *Server) routes() http.Handler {
 	}
 
 	mux := http.NewServeMux()
-	for _, rt := range table {
+	for _, rt := range s.routeTable() {
 		var allow []string
-		least := accessDebug
-		for _, m := range []string{"GET", "POST", "PUT", "DELETE"} {
+		least := guard{access: accessDebug}
+		for _, m := range methodOrder {
 			ep, ok := rt.methods[m]
 			if !ok {
 				continue
@@ -351,20 +381,20 @@ func (s *Server) routes() http.Handler {
 			if m == "GET" {
 				allow = append(allow, "HEAD")
 			}
-			least = min(least, ep.access)
-			mux.Handle(m+" "+rt.path, guarded(guard{access: ep.access, readOnly: m == "GET"}, ep.h))
+			if ep.guard.access < least.access {
+				least.access = ep.guard.access
+			}
+			least.queryToken = least.queryToken || ep.guard.queryToken
+			g := ep.guard
+			g.readOnly = m == "GET" && !ep.acts
+			mux.Handle(m+" "+rt.path, guarded(g, ep.h))
 		}
 		// The same path without a method catches the other methods: a JSON 405
 		// instead of the mux's plain-text one, behind the route's least guard
 		// (read-only: it changes nothing).
-		mux.Handle(rt.path, guarded(guard{access: least, readOnly: true}, methodNotAllowed(allow)))
+		least.readOnly = true
+		mux.Handle(rt.path, guarded(least, methodNotAllowed(allow)))
 	}
-	// Starting the Clio connection changes which Clio account matterline
-	// reads: admin only. It is a GET a browser opens, so the token may also
-	// come as ?token=.
-	mux.Handle("GET "+ClioStartPath, guarded(guard{access: accessAdmin, queryToken: true}, http.HandlerFunc(s.clioConnect)))
-	mux.Handle(ClioStartPath, guarded(guard{access: accessAdmin, readOnly: true, queryToken: true}, methodNotAllowed([]string{"GET", "HEAD"})))
-	mux.Handle("/debug/pprof/", guarded(guard{access: accessDebug}, pprofHandler()))
 	mux.Handle("/v1/", guarded(guard{access: accessAgent, readOnly: true}, http.HandlerFunc(notFound)))
 	mux.HandleFunc("/", notFound)
 	return mux

@@ -130,6 +130,8 @@ var routeCases = []struct {
 	{"get rule", "GET", "/v1/rules/felix", "", 200, false, false, false},
 	{"create rule", "POST", "/v1/rules", `{"name":"ada","to":"+13125550102"}`, 201, false, false, true},
 	{"put rule", "PUT", "/v1/rules/felix", `{"name":"felix","to":"+13125550109"}`, 200, false, false, true},
+	{"patch rule", "PATCH", "/v1/rules/felix", `{"to":"+13125550109"}`, 200, false, false, true},
+	{"openapi", "GET", "/v1/openapi.json", "", 200, false, true, false},
 	{"delete rule", "DELETE", "/v1/rules/felix", "", 204, false, false, true},
 	{"cdr", "GET", "/v1/cdr?since=24h&limit=5", "", 200, false, false, false},
 	{"messages", "GET", "/v1/messages", "", 200, false, false, false},
@@ -391,7 +393,7 @@ func TestRulesCRUD(t *testing.T) {
 	if r = e.do(t, "GET", "/v1/rules/ada", "", testToken); r.code != 200 || r.json(t)["to"] != "+13125550102" {
 		t.Fatalf("get: %d %s", r.code, r.body)
 	}
-	if r = e.do(t, "PUT", "/v1/rules/ada", `{"name":"other","to":"+1"}`, testToken); r.code != 422 || r.json(t)["field"] != "name" {
+	if r = e.do(t, "PUT", "/v1/rules/ada", `{"name":"other","to":"+1"}`, testToken); r.code != 400 || r.json(t)["field"] != "name" {
 		t.Fatalf("put mismatch: %d %s", r.code, r.body)
 	}
 	if r = e.do(t, "PUT", "/v1/rules/ada", `{"to":"+13125550103"}`, testToken); r.code != 200 {
@@ -406,8 +408,8 @@ func TestRulesCRUD(t *testing.T) {
 	if r = e.do(t, "DELETE", "/v1/rules/ada", "", testToken); r.code != 404 {
 		t.Fatalf("delete again: %d", r.code)
 	}
-	if r = e.do(t, "PATCH", "/v1/rules/felix", `{}`, testToken); r.code != 405 || r.hdr.Get("Allow") != "GET, HEAD, PUT, DELETE" {
-		t.Fatalf("patch: %d %q", r.code, r.hdr.Get("Allow"))
+	if r = e.do(t, "POST", "/v1/rules/felix", `{}`, testToken); r.code != 405 || r.hdr.Get("Allow") != "GET, HEAD, PUT, PATCH, DELETE" {
+		t.Fatalf("post to a rule: %d %q", r.code, r.hdr.Get("Allow"))
 	}
 	big := `{"name":"x","to":"` + strings.Repeat("1", 70<<10) + `"}`
 	if r = e.do(t, "PUT", "/v1/rules/x", big, testToken); r.code != 413 || r.json(t)["error"] != "too_large" {
@@ -438,6 +440,36 @@ func TestCDRAndMessages(t *testing.T) {
 	r = e.do(t, "GET", "/v1/messages", "", testToken)
 	if strings.TrimSpace(r.body) != `{"messages":[]}` {
 		t.Fatalf("messages: %s", r.body)
+	}
+}
+
+// ?since= takes every form of timeflag.Parse; local forms are read in
+// Options.Zone (the firm's zone).
+func TestSinceForms(t *testing.T) {
+	chicago, err := time.LoadLocation("America/Chicago")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvWith(t, func(o *Options) { o.Token = testToken; o.Zone = chicago })
+	for _, tt := range []struct {
+		q    string
+		want time.Time
+	}{
+		{"2026-11-24+10:00", time.Date(2026, 11, 24, 16, 0, 0, 0, time.UTC)},
+		{"2026-11-24", time.Date(2026, 11, 24, 6, 0, 0, 0, time.UTC)},
+		{"2026-11-24T10:00:00Z", time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)},
+		{"90m", t0.Add(-90 * time.Minute)},
+		{"7d", t0.Add(-7 * 24 * time.Hour)},
+		{"2w", t0.Add(-14 * 24 * time.Hour)},
+	} {
+		r := e.do(t, "GET", "/v1/cdr?since="+tt.q, "", testToken)
+		if r.code != 200 || !e.cdr.gotSince.Equal(tt.want) {
+			t.Errorf("since=%s: %d %s since=%v, want %v", tt.q, r.code, r.body, e.cdr.gotSince, tt.want)
+		}
+	}
+	r := e.do(t, "GET", "/v1/messages?since=2026-02-30", "", testToken)
+	if m := r.json(t); r.code != 400 || !strings.Contains(m["message"].(string), "2026-11-24 10:00") {
+		t.Errorf("bad since: %d %s", r.code, r.body)
 	}
 }
 
@@ -488,7 +520,7 @@ func TestNilInterfaces(t *testing.T) {
 		rec := httptest.NewRecorder()
 		s.ServeHTTP(rec, req)
 		want := 501
-		if strings.HasPrefix(c.name, "healthz") {
+		if strings.HasPrefix(c.name, "healthz") || c.name == "openapi" {
 			want = 200
 		}
 		if rec.Code != want {

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/matterline/matterline/routing"
 )
 
 // Errors the consumed interfaces return (wrapped or not) so the API can answer
@@ -26,7 +28,10 @@ var (
 )
 
 // ValidationError is a rejected rule (or other input): Field names the JSON
-// field at fault. The API answers 422 unprocessable with {"field": Field}.
+// field at fault. The API answers 422 unprocessable with {"field": Field}, as
+// it does for a *routing.FieldError; a routing.FieldError wrapping
+// routing.ErrUnknownField or routing.ErrWrongType (the body's shape is wrong)
+// answers 400 bad_request with the field.
 type ValidationError struct {
 	Field   string
 	Message string
@@ -81,10 +86,16 @@ func methodNotAllowed(allow []string) http.Handler {
 // answered 500 internal without their text, which may hold internal details.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var verr *ValidationError
+	var ferr *routing.FieldError
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &verr):
 		writeJSON(w, http.StatusUnprocessableEntity, errorBody{Error: "unprocessable", Message: verr.Error(), Field: verr.Field})
+	case errors.As(err, &ferr) && (errors.Is(err, routing.ErrUnknownField) || errors.Is(err, routing.ErrWrongType)):
+		// the shape of the body is wrong, not a value in it
+		writeJSON(w, http.StatusBadRequest, errorBody{Error: "bad_request", Message: "invalid rule object: " + ferr.Error(), Field: ferr.Field})
+	case errors.As(err, &ferr):
+		writeJSON(w, http.StatusUnprocessableEntity, errorBody{Error: "unprocessable", Message: err.Error(), Field: ferr.Field})
 	case errors.Is(err, ErrCallNotFound):
 		writeError(w, http.StatusNotFound, "not_found", "no call with id "+r.PathValue("id"))
 	case errors.Is(err, ErrRuleNotFound):

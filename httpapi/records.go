@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/matterline/matterline/internal/timeflag"
 )
 
 // Limits of the ?limit= query parameter.
@@ -13,8 +15,9 @@ const (
 	MaxListLimit     = 1000
 )
 
-// listQuery reads ?since= (RFC 3339 time, or a Go duration such as "24h"
-// meaning that long ago) and ?limit= (1..MaxListLimit).
+// listQuery reads ?since= (any form of timeflag.Parse: RFC 3339, a firm-local
+// "2026-11-24 10:00" or "2026-11-24" in Options.Zone, or an age such as "90m",
+// "24h", "7d", "2w" meaning that long ago) and ?limit= (1..MaxListLimit).
 func (s *Server) listQuery(r *http.Request) (since time.Time, limit int, err error) {
 	q := r.URL.Query()
 	limit = DefaultListLimit
@@ -26,13 +29,11 @@ func (s *Server) listQuery(r *http.Request) (since time.Time, limit int, err err
 		limit = n
 	}
 	if v := q.Get("since"); v != "" {
-		if t, perr := time.Parse(time.RFC3339, v); perr == nil {
-			since = t
-		} else if d, derr := time.ParseDuration(v); derr == nil && d > 0 {
-			since = s.opts.Now().Add(-d)
-		} else {
-			return since, 0, fmt.Errorf("since must be an RFC 3339 time (2026-11-24T09:00:00Z) or a duration (24h)")
+		t, perr := timeflag.Parse(v, s.opts.Now(), s.opts.Zone)
+		if perr != nil {
+			return since, 0, fmt.Errorf("since: %w", perr)
 		}
+		since = t
 	}
 	return since, limit, nil
 }

@@ -349,7 +349,9 @@ func TestValidateSet(t *testing.T) {
 		{"crlf in uri", []Rule{rule("a", "sip:a@b\r\nVia: x", nil)}, "forbidden characters"},
 		{"bad accept digit", []Rule{rule("a", "101", func(r *Rule) { r.AcceptDigit = "12" })}, "accept_digit"},
 		{"bad whisper", []Rule{rule("a", "101", func(r *Rule) { r.Whisper = "hi {client}" })}, "unknown placeholder {client}"},
-		{"bad name", []Rule{rule("a b", "101", nil)}, "name:"},
+		{"bad name", []Rule{rule("a/b", "101", nil)}, "name:"},
+		{"name with spaces", []Rule{rule("Felix Dubinsky", "101", nil)}, ""},
+		{"duplicate unicode name", []Rule{rule("Émile", "101", nil), rule("ÉMILE", "102", nil)}, `rule "ÉMILE": name: duplicate name`},
 		{"bad ring timeout", []Rule{rule("a", "101", func(r *Rule) { r.RingTimeout = 0 })}, "ring_timeout"},
 		{"unknown mode", []Rule{rule("a", "101", func(r *Rule) { r.Mode = ModeUnknown })}, "mode: must be cold or warm"},
 		{"bad extension", []Rule{rule("a", "101", func(r *Rule) { r.Extension = "1a" })}, "extension"},
@@ -422,13 +424,13 @@ func TestRenderWhisper(t *testing.T) {
 }
 
 func TestUnavailableRoundTrip(t *testing.T) {
-	for _, s := range []string{"message", "menu", "hangup", "rule:reception"} {
+	for _, s := range []string{"message", "menu", "hangup", "rule:reception", "rule:Felix Dubinsky", "rule:O'Brien & Co."} {
 		u, err := ParseUnavailable(s)
 		if err != nil || u.String() != s {
 			t.Errorf("ParseUnavailable(%q) = %v, %v", s, u, err)
 		}
 	}
-	for _, s := range []string{"", "voicemail", "rule:", "rule:a b"} {
+	for _, s := range []string{"", "voicemail", "rule:", "rule:a  b", "rule:a/b", "rule:-a"} {
 		if _, err := ParseUnavailable(s); err == nil {
 			t.Errorf("ParseUnavailable(%q) accepted", s)
 		}

@@ -6,14 +6,17 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Rule is one transfer rule as an admin wrote it: plain fields, no behaviour.
 // Rules are validated as a set (NewRuleSet, ValidateSet) because names,
 // extensions and staff ids are unique and fallbacks refer to other rules.
 type Rule struct {
-	// Name is unique (compared case-insensitively); intents say rule:NAME. A rule
-	// named "operator" serves the operator intent.
+	// Name is unique (compared case-insensitively); intents say rule:NAME. Names
+	// may hold spaces and some punctuation ("Felix Dubinsky", see checkName). A
+	// rule named "operator" serves the operator intent.
 	Name string
 	// StaffName and StaffID say which Clio user the rule serves (either or both;
 	// neither for rules reached only by name or extension). StaffID 0 = none.
@@ -169,7 +172,6 @@ var (
 	uriUserRE  = regexp.MustCompile(`^[A-Za-z0-9\-_.!~*'()&=+$,;?/%]+$`)
 	uriHostRE  = regexp.MustCompile(`^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+)(:[0-9]{1,5})?$`)
 	uriParamRE = regexp.MustCompile(`^[A-Za-z0-9\-_.!~*'()&=+$,;?/%:\[\]@]*$`)
-	nameRE     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 	digitsRE   = regexp.MustCompile(`^[0-9]{1,8}$`)
 )
 
@@ -240,9 +242,45 @@ func NormalizeNumber(s string) string {
 	return b.String()
 }
 
+// MaxNameLen is the longest rule name, in characters (not bytes).
+const MaxNameLen = 64
+
+// namePunct is the punctuation a rule name may contain besides letters, digits
+// and single spaces: "Felix Dubinsky", "O'Brien & Co.", "Tax, Estates".
+const namePunct = ".-_'’&,"
+
+// checkName accepts rule names as admins write them: 1-64 characters, letters
+// (any script, with combining marks), digits, single spaces and the punctuation
+// of namePunct; it must start with a letter or digit and not end with a space.
+// '/' and ':' are refused (names appear in URL paths and after "rule:"), as are
+// control characters and other symbols.
 func checkName(s string) error {
-	if !nameRE.MatchString(s) {
-		return fmt.Errorf("%q must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", s)
+	const want = "1-64 letters, digits, spaces and . - _ ' ’ & , starting with a letter or digit"
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%q is not valid UTF-8", s)
+	}
+	n := utf8.RuneCountInString(s)
+	if n == 0 {
+		return fmt.Errorf("empty name: want %s", want)
+	}
+	if n > MaxNameLen {
+		return fmt.Errorf("%q is %d characters, over %d", s, n, MaxNameLen)
+	}
+	first, _ := utf8.DecodeRuneInString(s)
+	if !unicode.IsLetter(first) && !unicode.IsDigit(first) {
+		return fmt.Errorf("%q must start with a letter or digit", s)
+	}
+	if strings.HasSuffix(s, " ") {
+		return fmt.Errorf("%q ends with a space", s)
+	}
+	if strings.Contains(s, "  ") {
+		return fmt.Errorf("%q has two spaces in a row", s)
+	}
+	for _, r := range s {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.M, r) || r == ' ' || strings.ContainsRune(namePunct, r) {
+			continue
+		}
+		return fmt.Errorf("%q contains %q: want %s", s, r, want)
 	}
 	return nil
 }
@@ -406,3 +444,27 @@ func normName(s string) string {
 }
 
 func nameKey(s string) string { return strings.ToLower(s) }
+
+// Warnings lists the settings of r that do nothing for its mode, each as
+// "FIELD: why" (FIELD as the CLI flag and YAML key spell it); nil when there
+// are none. They are advice: a rule with warnings is valid and works.
+//
+// A cold rule hands the call over with a SIP REFER (RFC 3515), so nobody hears
+// a whisper and nobody can press an accept digit; it rings for ring_timeout
+// only when the REFER fails and transfer.fallback bridges the call
+// instead, so a ring_timeout other than the default is flagged too.
+func (r Rule) Warnings() []string {
+	var w []string
+	if r.Mode == ModeCold {
+		if r.Whisper != "" {
+			w = append(w, "whisper: ignored by a cold rule: only warm transfers whisper to the person answering")
+		}
+		if r.AcceptDigit != "" {
+			w = append(w, "accept_digit: ignored by a cold rule: only warm transfers wait for an accept digit")
+		}
+		if r.RingTimeout != DefaultRingTimeout && r.RingTimeout != 0 {
+			w = append(w, fmt.Sprintf("ring_timeout: %v is used by a cold rule only when its REFER fails and the call is bridged instead (transfer.fallback)", r.RingTimeout))
+		}
+	}
+	return w
+}

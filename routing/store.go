@@ -281,6 +281,21 @@ func (s *Store) ListRules(ctx context.Context) ([]Rule, error) {
 	return listRules(ctx, s.db)
 }
 
+// Statuses reads every rule row and validates the rows as a set under the
+// store's firm settings, so the result is current even before the next reload
+// (rows written with the sqlite3 shell). Sorted by name.
+func (s *Store) Statuses(ctx context.Context) ([]RuleStatus, error) {
+	rules, err := s.ListRules(ctx)
+	if err != nil {
+		return nil, err
+	}
+	set, err := NewRuleSet(rules, nil, s.firm)
+	if err != nil {
+		return nil, err
+	}
+	return set.All(), nil
+}
+
 type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)

@@ -1,14 +1,13 @@
 package main
 
 // Adapters between the packages' consumer-defined interfaces: sip asks a Router,
-// httpapi asks Calls, Rules, CDR and Messages. Each adapter only translates.
+// httpapi asks Calls, CDR and Messages (its Rules come from httpapi.RuleStore).
+// Each adapter only translates.
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/matterline/matterline/httpapi"
@@ -32,105 +31,6 @@ func (r router) Extensions(context.Context) []string { return r.store.Rules().Ex
 
 func (r router) Fallback(_ context.Context, _ sip.CallInfo, rule string) routing.Decision {
 	return r.store.Fallback(rule, r.now())
-}
-
-// rulesAPI adapts the routing store to httpapi.Rules, in the JSON form of
-// `rules show --json` (routing.RuleDoc).
-type rulesAPI struct{ store *routing.Store }
-
-func (a rulesAPI) List(ctx context.Context) ([]json.RawMessage, error) {
-	rules, err := a.store.ListRules(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]json.RawMessage, 0, len(rules))
-	for _, r := range rules {
-		b, err := json.Marshal(routing.DocOf(r))
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, b)
-	}
-	return out, nil
-}
-
-func (a rulesAPI) Get(ctx context.Context, name string) (json.RawMessage, error) {
-	rules, err := a.store.ListRules(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for _, r := range rules {
-		if strings.EqualFold(r.Name, name) {
-			return json.Marshal(routing.DocOf(r))
-		}
-	}
-	return nil, fmt.Errorf("rule %q: %w", name, httpapi.ErrRuleNotFound)
-}
-
-func (a rulesAPI) Create(ctx context.Context, raw json.RawMessage) (json.RawMessage, error) {
-	r, err := decodeRule(raw, "")
-	if err != nil {
-		return nil, err
-	}
-	if err := a.store.Put(ctx, r, false); err != nil {
-		return nil, ruleErr(err)
-	}
-	return a.Get(ctx, r.Name)
-}
-
-func (a rulesAPI) Put(ctx context.Context, name string, raw json.RawMessage) (json.RawMessage, error) {
-	r, err := decodeRule(raw, name)
-	if err != nil {
-		return nil, err
-	}
-	err = a.store.Put(ctx, r, true)
-	if errors.Is(err, routing.ErrNotFound) {
-		err = a.store.Put(ctx, r, false)
-	}
-	if err != nil {
-		return nil, ruleErr(err)
-	}
-	return a.Get(ctx, r.Name)
-}
-
-func (a rulesAPI) Delete(ctx context.Context, name string) error {
-	if err := a.store.Delete(ctx, name); err != nil {
-		if errors.Is(err, routing.ErrNotFound) {
-			return fmt.Errorf("rule %q: %w", name, httpapi.ErrRuleNotFound)
-		}
-		return &httpapi.ValidationError{Field: "name", Message: err.Error()}
-	}
-	return nil
-}
-
-// decodeRule reads a RuleDoc strictly; a name in the path wins when the body has none.
-func decodeRule(raw json.RawMessage, name string) (routing.Rule, error) {
-	var doc routing.RuleDoc
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&doc); err != nil {
-		return routing.Rule{}, &httpapi.ValidationError{Field: "body", Message: err.Error()}
-	}
-	if doc.Name == "" {
-		doc.Name = name
-	}
-	r, err := doc.Rule()
-	if err != nil {
-		return routing.Rule{}, ruleErr(err)
-	}
-	return r, nil
-}
-
-// ruleErr turns routing's field errors into the API's validation errors.
-func ruleErr(err error) error {
-	var fe *routing.FieldError
-	if errors.As(err, &fe) {
-		if fe.Field == "name" && strings.Contains(fe.Err.Error(), "duplicate name") {
-			return fmt.Errorf("%v: %w", err, httpapi.ErrRuleExists)
-		}
-		return &httpapi.ValidationError{Field: fe.Field, Message: err.Error()}
-	}
-	return err
 }
 
 // callsAPI adapts the SIP server to httpapi.Calls.

@@ -361,20 +361,11 @@ func (c *cli) rulesRm(ctx context.Context, name string) error {
 	return nil
 }
 
-// ruleJSON is a rule in list/show --json: the export form plus its validity.
-type ruleJSON struct {
-	routing.RuleDoc
-	Valid bool   `json:"valid"`
-	Error string `json:"error,omitempty"`
-}
+// ruleJSON is a rule in list/show --json: the same object as GET /v1/rules/NAME
+// (the export form plus valid, error and warnings).
+type ruleJSON = routing.RuleJSON
 
-func toJSON(st routing.RuleStatus) ruleJSON {
-	j := ruleJSON{RuleDoc: routing.DocOf(st.Rule), Valid: st.Valid()}
-	if st.Err != nil {
-		j.Error = st.Err.Error()
-	}
-	return j
-}
+func toJSON(st routing.RuleStatus) ruleJSON { return routing.JSONOf(st) }
 
 func status(st routing.RuleStatus) string {
 	switch {

@@ -176,7 +176,7 @@ func TestRulesErrors(t *testing.T) {
 		{1, []string{`rule "a": staff-id: "x" is not a Clio user id`}, []string{"rules", "add", "a", "--to", "101", "--staff-id", "x"}},
 		{1, []string{`rule "a": whisper: unknown placeholder {client}`}, []string{"rules", "add", "a", "--to", "101", "--whisper", "hi {client}"}},
 		{1, []string{`rule "reception": unavailable: fallback loop reception -> reception`}, []string{"rules", "set", "reception", "--unavailable", "rule:reception"}},
-		{1, []string{`rule "a b": name:`}, []string{"rules", "add", "a b", "--to", "101"}},
+		{1, []string{`rule "a/b": name:`}, []string{"rules", "add", "a/b", "--to", "101"}},
 		{2, []string{"--to is required"}, []string{"rules", "add", "a"}},
 		{2, []string{"wants NAME"}, []string{"rules", "add", "--to", "101"}},
 		{2, []string{"nothing to change"}, []string{"rules", "set", "reception"}},

@@ -300,7 +300,7 @@ func (a *app) startHTTP(ctx context.Context, db *sql.DB) (stop func(), err error
 		Listen:       ocfg.HTTP.Listen,
 		LoopbackOpen: a.cfg.HTTP.LoopbackOpen,
 		Calls:        callsAPI{srv: a.sip},
-		Rules:        rulesAPI{store: a.rules},
+		Rules:        httpapi.RuleStore{Store: a.rules},
 		CDR:          cdrAPI{store: a.calls},
 		Messages:     messagesAPI{store: a.msgs},
 		Events:       a.bus,
@@ -309,6 +309,7 @@ func (a *app) startHTTP(ctx context.Context, db *sql.DB) (stop func(), err error
 		Metrics:      a.metrics.Handler(),
 		ClioConnect:  oauth,
 		Logger:       a.log,
+		Zone:         a.rules.Rules().Zone(),
 	})
 	hs := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	hs.RegisterOnShutdown(api.Close)
