@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/matterline/matterline/config"
+	"github.com/matterline/matterline/internal/timeflag"
 	"github.com/matterline/matterline/records"
 )
 
@@ -316,63 +317,13 @@ func messagesRm(ctx context.Context, s stdio, msgs *records.MessageStore, id int
 	return nil
 }
 
-// parseRecordsTime reads --since/--until: empty (no bound); a duration back from now
-// ("90m", "24h", "7d", "2w"); an RFC 3339 time; or a local time or date in the
-// firm's time zone ("2026-11-24T09:00", "2026-11-24 09:00", "2026-11-24").
+// parseRecordsTime reads --since/--until: empty (no bound), otherwise any of
+// timeflag's forms (the API's ?since= reads the same), local ones in loc.
 func parseRecordsTime(s string, now time.Time, loc *time.Location) (time.Time, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
+	if strings.TrimSpace(s) == "" {
 		return time.Time{}, nil
 	}
-	if d, ok, err := parseRecordsAge(s); ok {
-		if err != nil {
-			return time.Time{}, err
-		}
-		return now.Add(-d), nil
-	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, nil
-	}
-	for _, layout := range []string{"2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02 15:04:05", "2006-01-02 15:04", "2006-01-02"} {
-		if t, err := time.ParseInLocation(layout, s, loc); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("bad time %q (want a duration like 24h or 7d, an RFC 3339 time, or a date like 2026-11-24)", s)
-}
-
-// parseRecordsAge reads a positive duration with the extra units d (days) and w (weeks).
-// ok is false when s does not look like a duration at all.
-func parseRecordsAge(s string) (d time.Duration, ok bool, err error) {
-	if s == "" || (s[0] < '0' || s[0] > '9') && s[0] != '-' && s[0] != '+' {
-		return 0, false, nil
-	}
-	if strings.Contains(s, "-") && len(s) >= 10 && s[4] == '-' {
-		return 0, false, nil // a date
-	}
-	unit := time.Duration(0)
-	switch {
-	case strings.HasSuffix(s, "d"):
-		unit = 24 * time.Hour
-	case strings.HasSuffix(s, "w"):
-		unit = 7 * 24 * time.Hour
-	}
-	if unit != 0 {
-		n, perr := strconv.ParseFloat(s[:len(s)-1], 64)
-		if perr != nil {
-			return 0, true, fmt.Errorf("bad duration %q (want e.g. 24h, 7d, 2w)", s)
-		}
-		d = time.Duration(n * float64(unit))
-	} else {
-		var perr error
-		if d, perr = time.ParseDuration(s); perr != nil {
-			return 0, strings.ContainsAny(s, "hms"), fmt.Errorf("bad duration %q (want e.g. 24h, 7d, 2w)", s)
-		}
-	}
-	if d <= 0 {
-		return 0, true, fmt.Errorf("duration %q must be positive", s)
-	}
-	return d, true, nil
+	return timeflag.Parse(s, now, loc)
 }
 
 // recordsLocation is the firm's time zone for showing times and reading dates.

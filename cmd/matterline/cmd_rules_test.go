@@ -186,7 +186,7 @@ func TestRulesErrors(t *testing.T) {
 		{2, []string{"missing subcommand", "Usage:\n  matterline closures [flags]"}, []string{"closures"}},
 		{2, []string{"--from is required"}, []string{"rules", "test"}},
 		{1, []string{`intent: routing: unknown intent "boss"`}, []string{"rules", "test", "--from", "+12175552171", "--intent", "boss"}},
-		{1, []string{`at: bad time "tomorrow"`}, []string{"rules", "test", "--from", "+12175552171", "--at", "tomorrow"}},
+		{2, []string{`--at: bad time: "tomorrow"`}, []string{"rules", "test", "--from", "+12175552171", "--at", "tomorrow"}},
 	}
 	for _, tt := range tests {
 		c.fails(tt.code, tt.wants, tt.args...)

@@ -121,7 +121,16 @@ func TestE2EVoiceAgentTransfer(t *testing.T) {
 					Reason string `json:"reason"`
 				} `json:"decision"`
 			}
-			s.api("GET", "/v1/calls/"+c.ID, nil, http.StatusOK, &withDec)
+			// The decision reaches the call's snapshot through the call's own
+			// goroutine, a moment after the API answered.
+			deadline := time.Now().Add(e2eWait)
+			for {
+				s.api("GET", "/v1/calls/"+c.ID, nil, http.StatusOK, &withDec)
+				if withDec.Decision != nil || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
 			if withDec.Decision == nil || withDec.Decision.Reason != "outside_hours" {
 				t.Fatalf("GET /v1/calls/{id} decision = %+v, want the outside_hours one", withDec.Decision)
 			}

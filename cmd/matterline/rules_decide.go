@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/matterline/matterline/internal/timeflag"
 	"github.com/matterline/matterline/lookup"
 	"github.com/matterline/matterline/routing"
 )
@@ -36,7 +37,7 @@ the lookup and the decision. Nothing is dialled.`,
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&o.from, "from", "", "caller number, e.g. +12175552171")
-	fs.StringVar(&o.at, "at", "", "time of the call, RFC 3339 (default now)")
+	fs.StringVar(&o.at, "at", "", "time of the call (default now): "+timeflag.Forms)
 	fs.StringVar(&o.intent, "intent", "responsible", "responsible, operator, rule:NAME, extension:N or staff:NAME")
 	fs.BoolVar(&o.json, "json", false, "print the DESIGN.md JSON object")
 	return cmd
@@ -57,17 +58,17 @@ func (c *cli) rulesTest(ctx context.Context, o testOptions) error {
 	if err != nil {
 		return fmt.Errorf("intent: %w", err)
 	}
-	now := time.Now()
-	if o.at != "" {
-		if now, err = time.Parse(time.RFC3339, strings.TrimSpace(o.at)); err != nil {
-			return fmt.Errorf("at: bad time %q (want RFC 3339, e.g. 2026-11-24T10:00:00-06:00)", o.at)
-		}
-	}
 	env, err := c.openRules(ctx, dbExisting)
 	if err != nil {
 		return err
 	}
 	defer env.close()
+	now := time.Now()
+	if strings.TrimSpace(o.at) != "" {
+		if now, err = timeflag.Parse(o.at, now, recordsLocation(env.cfg)); err != nil {
+			return usagef("--at: %v", err)
+		}
+	}
 	lk, closeLookup, err := openLookup(ctx, env.cfg, env.store.DB(), c.logger(env.cfg))
 	if err != nil {
 		return fmt.Errorf("lookup: %w", err)
