@@ -125,7 +125,8 @@ type Response struct {
 	*http.Response
 	// NextPage is meta.paging.next: the absolute URL of the next page, "" on the last.
 	NextPage string
-	Rate     Rate
+	// Rate is this response's X-RateLimit-* headers; Known is false without them.
+	Rate Rate
 }
 
 // ClientOptions configures NewClient; zero values mean defaults.
@@ -238,7 +239,8 @@ func (c *Client) do(ctx context.Context, method, rawURL string, body []byte, v a
 		ok, rerr := c.auth.Refresh(ctx, tok)
 		if rerr != nil {
 			if errors.Is(rerr, ErrUnauthorized) || errors.Is(rerr, ErrNotConnected) {
-				return resp, rerr
+				// Keep Clio's 401 first in the chain: errors.As finds its reason.
+				return resp, fmt.Errorf("%w; refresh failed: %w", err, rerr)
 			}
 			return resp, fmt.Errorf("clio: refresh after 401: %w", rerr)
 		}
@@ -312,10 +314,12 @@ func readCapped(r io.Reader, limit int64) ([]byte, error) {
 	return data, nil
 }
 
+// recordRate reads a response's rate headers and, when it has them, makes them
+// the client's last known rate.
 func (c *Client) recordRate(h http.Header) Rate {
 	rem, err1 := strconv.Atoi(h.Get("X-RateLimit-Remaining"))
 	if err1 != nil {
-		return c.Rate()
+		return Rate{}
 	}
 	r := Rate{Known: true, Remaining: rem, At: c.now()}
 	r.Limit, _ = strconv.Atoi(h.Get("X-RateLimit-Limit"))

@@ -225,10 +225,22 @@ func (s *UsersService) ListNext(ctx context.Context, next string) ([]User, *Resp
 	return listNext[User](ctx, s.c, next)
 }
 
-// WhoAmI returns the user the token belongs to.
+// WhoAmIFields are the fields WhoAmI asks for.
+const WhoAmIFields = "id,name,email"
+
+// WhoAmI returns the user the token belongs to: GET users/who_am_i.json with
+// fields=id,name,email, one request. It is the cheap authenticated check of
+// `clio status` and of the OAuth callback. Response.Rate holds the response's
+// rate-limit headers. A rejected token is an *APIError with Status 401 (after one
+// refresh when the Authorizer can); 429 is a *RateLimitError.
+//
+// It takes the client's request path (bearer, refresh once after a 401, request
+// timeout, capped body) but not the lookup Service's circuit breaker and
+// rate-limit gate, which wrap lookups only: an admin asking whether Clio answers
+// must get Clio's answer, not the breaker's memory of earlier failures.
 func (s *UsersService) WhoAmI(ctx context.Context) (*User, *Response, error) {
 	var b itemBody[User]
-	resp, err := s.c.get(ctx, s.c.apiURL("users/who_am_i.json", url.Values{"fields": {"id,name,email"}}), &b)
+	resp, err := s.c.get(ctx, s.c.apiURL("users/who_am_i.json", url.Values{"fields": {WhoAmIFields}}), &b)
 	if err != nil {
 		return nil, resp, err
 	}

@@ -36,20 +36,15 @@ func (f *Fake) api(w http.ResponseWriter, r *http.Request, resource string) {
 		f.faults.Unauthorized--
 		valid = false
 	}
-	var win *window
-	if valid {
-		win = f.windows[tok]
-		if win == nil || now.Sub(win.start) >= f.opt.RateWindow {
-			win = &window{start: now}
-			f.windows[tok] = win
-		}
-		win.used++
+	// Every API response carries the X-RateLimit headers (CLIO-API.md), a 401
+	// too: the window is per presented token, valid or not.
+	win := f.windows[tok]
+	if win == nil || now.Sub(win.start) >= f.opt.RateWindow {
+		win = &window{start: now}
+		f.windows[tok] = win
 	}
-	var used int
-	var reset time.Time
-	if win != nil {
-		used, reset = win.used, win.start.Add(f.opt.RateWindow)
-	}
+	win.used++
+	used, reset := win.used, win.start.Add(f.opt.RateWindow)
 	fail := faults.Fail500
 	if valid && used <= f.opt.RateLimit && f.faults.FailNext > 0 {
 		f.faults.FailNext--
@@ -62,14 +57,14 @@ func (f *Fake) api(w http.ResponseWriter, r *http.Request, resource string) {
 	} else {
 		w.Header().Set("X-API-VERSION", f.opt.APIVersion)
 	}
-	if !valid {
-		oauthError(w, http.StatusUnauthorized, "invalid_token", "The access token provided is expired, revoked, malformed or invalid for other reasons.")
-		return
-	}
 	h := w.Header()
 	h.Set("X-RateLimit-Limit", strconv.Itoa(f.opt.RateLimit))
 	h.Set("X-RateLimit-Remaining", strconv.Itoa(max(f.opt.RateLimit-used, 0)))
 	h.Set("X-RateLimit-Reset", strconv.FormatInt(reset.Unix(), 10))
+	if !valid {
+		oauthError(w, http.StatusUnauthorized, "invalid_token", "The access token provided is expired, revoked, malformed or invalid for other reasons.")
+		return
+	}
 	if used > f.opt.RateLimit {
 		secs := int(reset.Sub(now).Round(time.Second) / time.Second)
 		h.Set("Retry-After", strconv.Itoa(max(secs, 1)))

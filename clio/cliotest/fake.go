@@ -3,8 +3,9 @@
 // checks with the OAuth-style 401 body, `fields` with one nesting level and
 // InvalidFields errors, contacts `query` as a case-insensitive substring search,
 // `type`, `client_id` and lowercase `status` filters, cursor paging with absolute
-// `next` URLs, per-token fixed-window rate limits with the three X-RateLimit
-// headers and 429 + Retry-After) plus switches to make it slow, failing, garbled,
+// `next` URLs, users/who_am_i for the token's user, per-token fixed-window rate
+// limits with the three X-RateLimit headers on every API response (401 included)
+// and 429 + Retry-After) plus switches to make it slow, failing, garbled,
 // oversized, down, or rotating refresh tokens.
 //
 // It is a deliberate feature, not only a test helper: `matterline demo` runs it

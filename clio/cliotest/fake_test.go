@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -171,6 +172,11 @@ func TestFakeAuthAndRateLimit(t *testing.T) {
 	if r.status != 401 || r.body["error"] != "invalid_token" || r.body["error_description"] == nil {
 		t.Errorf("bad token: %d %s", r.status, r.raw)
 	}
+	// Every API response carries the rate headers, a 401 too; a bad token does
+	// not use the good token's window.
+	if r.header.Get("X-RateLimit-Limit") != "2" || r.header.Get("X-RateLimit-Remaining") != "1" || r.header.Get("X-RateLimit-Reset") == "" {
+		t.Errorf("401 rate headers: %v", r.header)
+	}
 	r = get(t, s, "/api/v4/users/who_am_i.json?fields=id,name", "tok")
 	if r.status != 200 || r.body["data"].(map[string]any)["name"] != "Felix Dubinsky" || r.header.Get("X-RateLimit-Remaining") != "1" ||
 		r.header.Get("X-RateLimit-Limit") != "2" || r.header.Get("X-RateLimit-Reset") == "" {
@@ -180,6 +186,24 @@ func TestFakeAuthAndRateLimit(t *testing.T) {
 	r = get(t, s, "/api/v4/users.json", "tok")
 	if r.status != 429 || r.header.Get("Retry-After") == "" || r.header.Get("X-RateLimit-Remaining") != "0" {
 		t.Errorf("429: %d %v", r.status, r.header)
+	}
+}
+
+func TestFakeWhoAmIFields(t *testing.T) {
+	s := NewServer(t, testFixture())
+	r := get(t, s, "/api/v4/users/who_am_i.json?fields=id,name,email", "tok")
+	want := map[string]any{"id": float64(7), "name": "Felix Dubinsky", "email": "felix@example.com"}
+	if r.status != 200 || !reflect.DeepEqual(r.body["data"], want) {
+		t.Errorf("fields=id,name,email: %d %s", r.status, r.raw)
+	}
+	// Without fields: id and etag only; the path works without .json too.
+	r = get(t, s, "/api/v4/users/who_am_i", "tok")
+	if data, _ := r.body["data"].(map[string]any); r.status != 200 || len(data) != 2 || data["id"] != float64(7) || data["etag"] == nil {
+		t.Errorf("no fields: %d %s", r.status, r.raw)
+	}
+	r = get(t, s, "/api/v4/users/who_am_i.json?fields=id,password", "tok")
+	if e, _ := r.body["error"].(map[string]any); r.status != 400 || e["type"] != "InvalidFields" {
+		t.Errorf("unknown field: %d %s", r.status, r.raw)
 	}
 }
 

@@ -43,7 +43,11 @@ clio.client_secret.`,
 	status := &cobra.Command{
 		Use:     "status [--json]",
 		Short:   "Show the Clio connection",
-		Long:    "Show the Clio connection: mode, account, token expiry (tokens masked), last error, rate limit and cached lookups.",
+		Long: `Ask Clio, with one request (users/who_am_i), whether it accepts the token:
+prints the Clio user, the region, where the token comes from (config, environment
+or OAuth) and its expiry, the rate-limit headroom, the last error and the cached
+lookups. Exits 1 when the token is rejected, missing, or Clio cannot be reached.
+Never prints a token.`,
 		Example: "  matterline clio status\n  matterline clio status --json",
 		Args:    wantArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -234,139 +238,8 @@ func (c *cli) clioConnect(ctx context.Context, regionFlag string, timeout time.D
 	}
 }
 
-// mask keeps the last four characters of a secret.
-func mask(secret string) string {
-	switch {
-	case secret == "":
-		return ""
-	case len(secret) < 12:
-		return "****"
-	}
-	return "****" + secret[len(secret)-4:]
-}
-
-type clioStatusJSON struct {
-	Mode         string          `json:"mode"`
-	Connected    bool            `json:"connected"`
-	Region       string          `json:"region"`
-	BaseURL      string          `json:"base_url,omitempty"`
-	Account      *lookup.Contact `json:"account"`
-	TokenExpiry  *time.Time      `json:"token_expiry"`
-	AccessToken  string          `json:"access_token,omitempty"`
-	RefreshToken string          `json:"refresh_token,omitempty"`
-	ClientID     string          `json:"client_id,omitempty"`
-	ClientSecret string          `json:"client_secret,omitempty"`
-	LastError    string          `json:"last_error,omitempty"`
-	LastErrorAt  *time.Time      `json:"last_error_at,omitempty"`
-	LastOKAt     *time.Time      `json:"last_ok_at,omitempty"`
-	RateLimit    *rateJSON       `json:"rate_limit"`
-	RetryUntil   *time.Time      `json:"retry_until,omitempty"`
-	CacheEntries int             `json:"cache_entries"`
-	TokenError   string          `json:"token_error,omitempty"`
-	TokensSealed bool            `json:"tokens_sealed"`
-}
-
-type rateJSON struct {
-	Limit     int       `json:"limit"`
-	Remaining int       `json:"remaining"`
-	Reset     time.Time `json:"reset"`
-	SeenAt    time.Time `json:"seen_at"`
-}
-
-func timePtr(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	t = t.UTC()
-	return &t
-}
-
-func (cl *cli) clioStatus(ctx context.Context, asJSON bool) error {
-	s := cl.stdio
-	env, err := cl.openClioEnv(ctx, dbExisting)
-	if err != nil {
-		return err
-	}
-	defer env.done()
-	d, c := env.deps, env.cfg.Clio
-	st := clioStatusJSON{Mode: d.mode.String(), Connected: d.mode != clioNone, Region: string(d.region),
-		BaseURL: c.BaseURL, ClientID: c.ClientID, ClientSecret: mask(c.ClientSecret),
-		TokensSealed: d.storage.Sealed()}
-	if d.tokenErr != nil {
-		st.TokenError = d.tokenErr.Error()
-	}
-	switch d.mode {
-	case clioStatic:
-		st.AccessToken = mask(c.AccessToken)
-	case clioOAuth:
-		tok, err := d.storage.LoadToken(ctx)
-		if err != nil {
-			return err
-		}
-		st.AccessToken, st.RefreshToken = mask(tok.AccessToken), mask(tok.RefreshToken)
-		st.TokenExpiry = timePtr(tok.Expiry)
-		if tok.AccountID != 0 {
-			st.Account = &lookup.Contact{ID: tok.AccountID, Name: tok.AccountName}
-		}
-	}
-	state, err := d.storage.LoadState(ctx)
-	if err != nil {
-		return err
-	}
-	st.LastError, st.LastErrorAt, st.LastOKAt = state.LastError, timePtr(state.LastErrorAt), timePtr(state.LastOKAt)
-	st.RetryUntil = timePtr(state.RetryUntil)
-	if state.Rate.Known {
-		st.RateLimit = &rateJSON{Limit: state.Rate.Limit, Remaining: state.Rate.Remaining, Reset: state.Rate.Reset.UTC(), SeenAt: state.Rate.At.UTC()}
-	}
-	if st.CacheEntries, err = d.storage.CacheSize(ctx); err != nil {
-		return err
-	}
-	if asJSON {
-		return writeJSONOut(s.out, st)
-	}
-	w := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
-	row := func(k, v string) {
-		if v != "" {
-			fmt.Fprintf(w, "%s:\t%s\n", k, v)
-		}
-	}
-	row("connected", map[bool]string{true: "yes", false: "no"}[st.Connected])
-	row("mode", st.Mode)
-	row("region", st.Region)
-	row("base url", st.BaseURL)
-	if st.Account != nil {
-		row("account", fmt.Sprintf("%s (user %d)", st.Account.Name, st.Account.ID))
-	}
-	if st.TokenExpiry != nil {
-		row("token expiry", st.TokenExpiry.Format(time.RFC3339))
-	}
-	row("access token", st.AccessToken)
-	row("refresh token", st.RefreshToken)
-	row("client id", st.ClientID)
-	row("client secret", st.ClientSecret)
-	if st.LastError != "" {
-		at := ""
-		if st.LastErrorAt != nil {
-			at = " at " + st.LastErrorAt.Format(time.RFC3339)
-		}
-		row("last error", st.LastError+at)
-	}
-	if st.LastOKAt != nil {
-		row("last success", st.LastOKAt.Format(time.RFC3339))
-	}
-	if st.RateLimit != nil {
-		row("rate limit", fmt.Sprintf("%d of %d left (window resets %s)", st.RateLimit.Remaining, st.RateLimit.Limit, st.RateLimit.Reset.Format(time.RFC3339)))
-	}
-	if st.RetryUntil != nil && st.RetryUntil.After(time.Now()) {
-		row("rate limited until", st.RetryUntil.Format(time.RFC3339))
-	}
-	row("cached lookups", fmt.Sprint(st.CacheEntries))
-	row("tokens sealed", map[bool]string{true: "yes", false: "no (set " + clio.EnvSecretKey + ")"}[st.TokensSealed])
-	row("token error", st.TokenError)
-	if st.Mode == "none" {
-		row("hint", "run `matterline clio connect` or set clio.access_token")
-	}
-	return w.Flush()
+func (c *cli) clioStatus(ctx context.Context, asJSON bool) error {
+	return c.printClioStatus(ctx, asJSON)
 }
 
 func (c *cli) clioDisconnect(ctx context.Context) error {

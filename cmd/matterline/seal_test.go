@@ -60,11 +60,16 @@ func (c *clioCLI) rawAccess() string {
 	return v
 }
 
+// status runs `clio status --json`; it exits 1 when not connected, after printing.
 func (c *clioCLI) status() clioStatusJSON {
 	c.t.Helper()
+	out, errs, code := c.run(context.Background(), "clio", "status", "--json")
 	var st clioStatusJSON
-	if err := json.Unmarshal([]byte(c.ok("clio", "status", "--json")), &st); err != nil {
-		c.t.Fatal(err)
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		c.t.Fatalf("exit %d: %v\n%s%s", code, err, out, errs)
+	}
+	if (code == 0) != st.Connected {
+		c.t.Fatalf("exit %d with connected=%v\n%s%s", code, st.Connected, out, errs)
 	}
 	return st
 }
