@@ -32,6 +32,8 @@ RUN set -eu; \
     install -d -o matterline -g matterline -m 0700 /var/lib/matterline; \
     install -d -m 0755 /etc/matterline
 
+LABEL org.opencontainers.image.title="matterline" \
+      org.opencontainers.image.description="SIP B2BUA that looks callers up in Clio and routes them by rules"
 COPY matterline /usr/local/bin/matterline
 # Fails the build on a binary that does not run here (say, one built with cgo).
 RUN matterline version
