@@ -58,6 +58,17 @@ func (c *cli) findConfig() configSource {
 	return configSource{}
 }
 
+// loadExplicit loads only a configuration named by -config, else the embedded
+// defaults: the demo is a sandbox and never picks up $MATTERLINE_CONFIG or the
+// system file (a production configuration with real Clio credentials).
+func (c *cli) loadExplicit() (*config.Config, error) {
+	c.src = configSource{}
+	if c.configFlag != "" {
+		c.src = configSource{path: c.configFlag, from: "-config"}
+	}
+	return config.Load(c.src.path)
+}
+
 // load finds and loads the configuration, remembering where it came from.
 func (c *cli) load() (*config.Config, error) {
 	c.src = c.findConfig()

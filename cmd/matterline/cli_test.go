@@ -443,3 +443,22 @@ func TestNormaliseArgs(t *testing.T) {
 		}
 	}
 }
+
+// The demo is a sandbox: it reads only a -config given on its command line,
+// never $MATTERLINE_CONFIG or the system file (a production configuration with
+// the firm's real Clio credentials).
+func TestDemoIgnoresDiscoveredConfig(t *testing.T) {
+	prod := writeFile(t, t.TempDir(), "matterline.yaml", "store:\n  path: /nonexistent/prod.db\n")
+	c := &cli{disc: discovery{getenv: func(k string) string { return map[string]string{EnvConfig: prod}[k] }, systemConfig: prod}}
+	cfg, err := c.loadExplicit()
+	if err != nil || c.src.path != "" || cfg.Store.Path == "/nonexistent/prod.db" {
+		t.Fatalf("demo config: %v, from %q, store %q; want the embedded defaults", err, c.src, cfg.Store.Path)
+	}
+	if _, err := c.load(); err != nil || c.src.path != prod {
+		t.Fatalf("other commands still discover it: %v %q", err, c.src)
+	}
+	c.configFlag = prod
+	if cfg, err := c.loadExplicit(); err != nil || cfg.Store.Path != "/nonexistent/prod.db" {
+		t.Fatalf("an explicit -config: %v %+v", err, cfg.Store)
+	}
+}

@@ -39,7 +39,7 @@ scripted call with built-in test phones instead, print each step and stop.`,
 
 func (c *cli) demo(ctx context.Context, call bool) error {
 	s := c.stdio
-	cfg, err := c.load()
+	cfg, err := c.loadExplicit()
 	if err != nil {
 		return err
 	}
