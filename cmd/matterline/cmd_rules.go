@@ -302,7 +302,15 @@ func (c *cli) rulesAdd(ctx context.Context, fs *pflag.FlagSet, f *ruleFlags, nam
 		return err
 	}
 	fmt.Fprintf(c.out, "added rule %s\n", r.Name)
+	c.warnRule(r)
 	return nil
+}
+
+// warnRule prints on stderr the rule's settings that do nothing for its mode.
+func (c *cli) warnRule(r routing.Rule) {
+	for _, w := range r.Warnings() {
+		fmt.Fprintf(c.err, "warning: rule %s: %s\n", r.Name, w)
+	}
 }
 
 func (c *cli) rulesSet(ctx context.Context, fs *pflag.FlagSet, f *ruleFlags, name string) error {
@@ -331,6 +339,7 @@ func (c *cli) rulesSet(ctx context.Context, fs *pflag.FlagSet, f *ruleFlags, nam
 		return err
 	}
 	fmt.Fprintf(c.out, "updated rule %s\n", r.Name)
+	c.warnRule(r)
 	return nil
 }
 

@@ -487,3 +487,24 @@ func TestRulesAddRefusesDestinationsAndAudio(t *testing.T) {
 		}
 	}
 }
+
+// A setting that does nothing for the rule's mode is saved but warned about on
+// stderr, by add and by set; a warm rule with the same settings is not.
+func TestRulesWarnUselessSettings(t *testing.T) {
+	c := newRulesCLI(t)
+	out, errs, code := c.run("rules", "add", "Felix Dubinsky", "--to", "+12175550101", "--mode", "cold", "--whisper", "Call from {caller_name}")
+	if code != 0 || !strings.Contains(out, "added rule Felix Dubinsky") {
+		t.Fatalf("add: %d %q %q", code, out, errs)
+	}
+	if !strings.Contains(errs, "warning: rule Felix Dubinsky: whisper: ignored by a cold rule") {
+		t.Fatalf("add: no warning about the whisper on a cold rule: %q", errs)
+	}
+	_, errs, code = c.run("rules", "set", "felix dubinsky", "--accept-digit", "1")
+	if code != 0 || !strings.Contains(errs, "accept_digit: ignored by a cold rule") {
+		t.Fatalf("set: %d %q", code, errs)
+	}
+	_, errs, code = c.run("rules", "set", "Felix Dubinsky", "--mode", "warm")
+	if code != 0 || strings.Contains(errs, "warning") {
+		t.Fatalf("set --mode warm: %d, stderr %q, want no warning", code, errs)
+	}
+}
