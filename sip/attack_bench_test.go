@@ -3,15 +3,19 @@ package sip
 import (
 	"context"
 	"encoding/binary"
+	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/matterline/matterline/httpapi"
 	"github.com/matterline/matterline/media"
 	"github.com/matterline/matterline/phone"
 )
@@ -44,6 +48,7 @@ func BenchmarkAnswerUnderAttack(b *testing.B) {
 		{"untrusted_invites", false, attackInvites},
 		{"invite_flood_trusted", true, attackInvites},
 		{"in_dialog_stranger", false, attackInDialog},
+		{"http_api_forged", false, attackHTTPAPI},
 	} {
 		b.Run(a.name, func(b *testing.B) {
 			cfg := defaultTestConfig()
@@ -358,4 +363,68 @@ func drain(conn *net.UDPConn) {
 			return
 		}
 	}
+}
+
+// attackHTTPAPI runs the HTTP control API (admin token set, the listen address
+// on loopback) next to the SIP server and sends it, from the attacker's
+// address, what a DNS-rebinding page or a stranger on the port would: a
+// transfer request with a foreign Host, without a token, and with a wrong one,
+// over keep-alive connections, as fast as four clients can. None may succeed.
+func attackHTTPAPI(b *testing.B, e *testEnv, _ [2]int, stop <-chan struct{}) *atomic.Int64 {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	api := httpapi.New(httpapi.Options{Token: "admin-secret-0123456789", AgentToken: "agent-secret-0123456789", Listen: ln.Addr().String(), Logger: testLogger(b)})
+	hs := &http.Server{Handler: api, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	b.Cleanup(func() { _ = hs.Close() })
+	client := &http.Client{Transport: &http.Transport{
+		DialContext:         (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}).DialContext,
+		MaxIdleConnsPerHost: 8,
+	}, Timeout: 5 * time.Second}
+	url := "http://" + ln.Addr().String() + "/v1/calls/c1/transfer"
+	var sent, succeeded atomic.Int64
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				req, _ := http.NewRequest("POST", url, strings.NewReader(`{"rule":"premium"}`))
+				switch (w + i) % 3 {
+				case 0:
+					req.Host = "evil.example:80" // DNS rebinding
+				case 1: // no token
+				case 2:
+					req.Header.Set("Authorization", "Bearer guessed-token")
+				}
+				res, err := client.Do(req)
+				if err != nil {
+					continue
+				}
+				_, _ = io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				sent.Add(1)
+				if res.StatusCode < 400 {
+					succeeded.Add(1)
+				}
+			}
+		}()
+	}
+	e.check = func() {
+		wg.Wait()
+		if n := succeeded.Load(); n > 0 {
+			b.Errorf("%d forged API requests succeeded", n)
+		}
+		if sent.Load() == 0 {
+			b.Error("the API attack sent nothing")
+		}
+	}
+	return &sent
 }
