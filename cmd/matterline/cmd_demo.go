@@ -25,8 +25,12 @@ func (c *cli) newDemoCmd() *cobra.Command {
 		Short: "Run the server on loopback with a sandbox Clio and sample rules",
 		Long: `Run matterline on this machine only (loopback SIP and HTTP, a throw-away
 database) with a SANDBOX Clio holding demo clients and matters and a set of
-sample rules, and print how to call it from a softphone. With --call, place a
-scripted call with built-in test phones instead, print each step and stop.`,
+sample rules, and print how to call it from a softphone. The demo writes its
+own configuration file next to its database (removed when it stops) and prints
+commands that use it from another terminal while it runs: rules list, rules
+test, clio staff, calls, health and a curl of the control API. With --call,
+place a scripted call with built-in test phones instead, print each step and
+stop.`,
 		Example: "  matterline demo\n  matterline demo --call",
 		Args:    wantArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
