@@ -25,8 +25,12 @@ func (c *cli) newDemoCmd() *cobra.Command {
 		Short: "Run the server on loopback with a sandbox Clio and sample rules",
 		Long: `Run matterline on this machine only (loopback SIP and HTTP, a throw-away
 database) with a SANDBOX Clio holding demo clients and matters and a set of
-sample rules, and print how to call it from a softphone. With --call, place a
-scripted call with built-in test phones instead, print each step and stop.`,
+sample rules, and print how to call it from a softphone. The demo writes its
+own configuration file next to its database (removed when it stops) and prints
+commands that use it from another terminal while it runs: rules list, rules
+test, clio staff, calls, health and a curl of the control API. With --call,
+place a scripted call with built-in test phones instead, print each step and
+stop.`,
 		Example: "  matterline demo\n  matterline demo --call",
 		Args:    wantArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -72,14 +76,22 @@ func (c *cli) demo(ctx context.Context, call bool) error {
 		fmt.Fprintf(s.out, `matterline demo is running: SANDBOX Clio with demo data, sample rules, database %s
 
 Call it from a softphone on this machine: sip:demo@%s (UDP or TCP), PCMU or PCMA,
-DTMF by RFC 4733 or SIP INFO. Set your softphone's caller ID to +12175552171 (Ada Quist,
+DTMF by RFC 4733 or SIP INFO. Set your softphone's caller ID to %s (Ada Quist,
 matter 00101-Quist, responsible staff Felix Dubinsky) to be recognised. In the menu press
 1 for your attorney or 0 for the operator.
 With sipp:   sipp -sn uac -s demo -m 1 %s
-Rules:       go run ./cmd/matterline rules list -config <a file with store.path: %s>
-Control API: http://%s/v1/calls    metrics: http://%s/metrics
+
+`, cfg.Store.Path, hostport, demoCaller, hostport)
+		if pg, err := newPlayground(cfg, dir, a.sip.Addrs(), a.HTTPAddr()); err != nil {
+			fmt.Fprintf(s.err, "matterline demo: no configuration file for the CLI: %v\n", err)
+		} else {
+			pg.print(s.out)
+		}
+		fmt.Fprintf(s.out, `
+Sandbox Clio: %s  token %s  (the built-in fake with demo data, not a real Clio)
+Control API:  http://%s/v1/calls  metrics http://%s/metrics
 %sPress Ctrl-C to stop.
-`, cfg.Store.Path, hostport, hostport, cfg.Store.Path, a.HTTPAddr(), a.HTTPAddr(), tokens)
+`, cfg.Clio.BaseURL, cfg.Clio.AccessToken, a.HTTPAddr(), a.HTTPAddr(), tokens)
 	})
 }
 
@@ -93,8 +105,8 @@ func demoTokens(cfg *config.Config) (string, error) {
 		dst        *string
 		name, what string
 	}{
-		{&cfg.HTTP.Token, "admin token", "every route"},
-		{&cfg.HTTP.AgentToken, "agent token", "read calls, transfer to rules"},
+		{&cfg.HTTP.Token, "Admin token:", "every route"},
+		{&cfg.HTTP.AgentToken, "Agent token:", "read calls, transfer to rules"},
 	} {
 		if *t.dst != "" {
 			continue
@@ -104,10 +116,7 @@ func demoTokens(cfg *config.Config) (string, error) {
 			return "", fmt.Errorf("demo token: %w", err)
 		}
 		*t.dst = "demo-" + hex.EncodeToString(raw)
-		fmt.Fprintf(&b, "%s: %s  (%s; this run only)\n", t.name, *t.dst, t.what)
-	}
-	if b.Len() > 0 {
-		b.WriteString(`             curl -H "Authorization: Bearer TOKEN" ...` + "\n")
+		fmt.Fprintf(&b, "%-13s %s  (%s; this run only)\n", t.name, *t.dst, t.what)
 	}
 	return b.String(), nil
 }

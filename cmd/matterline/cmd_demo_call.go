@@ -8,6 +8,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -113,6 +114,9 @@ func demoCall(ctx context.Context, s stdio, cfg *config.Config, dir string) erro
 
 	sc := &demoScript{p: p, a: a, caller: caller, attorney: attorney}
 	runErr := sc.run(ctx)
+	if runErr == nil {
+		runErr = showDemoCalls(ctx, p, cfg, dir, a)
+	}
 
 	// Teardown: the phones hang up what is left, the server finishes tearing
 	// those calls down, then it stops.
@@ -131,6 +135,26 @@ func demoCall(ctx context.Context, s stdio, cfg *config.Config, dir string) erro
 		return runErr
 	}
 	p.step("summary", "demo call OK: %s", sc.summary)
+	return nil
+}
+
+// showDemoCalls writes the demo's configuration file, as plain `matterline demo`
+// does, and lists the last call with `matterline calls` and that file while the
+// server still runs: what an admin would see from another terminal.
+func showDemoCalls(ctx context.Context, p *stepPrinter, cfg *config.Config, dir string, a *app) error {
+	pg, err := newPlayground(cfg, dir, a.sip.Addrs(), a.HTTPAddr())
+	if err != nil {
+		return &stepError{step: "matterline calls", err: err}
+	}
+	args := []string{"calls", "--limit", "1", "-config", pg.configPath}
+	var out, errb bytes.Buffer
+	if code := runWith(ctx, args, stdio{&out, &errb}, discovery{}); code != 0 {
+		return &stepError{step: "matterline calls", err: fmt.Errorf("exit status %d: %s", code, strings.TrimSpace(errb.String()))}
+	}
+	p.step("matterline", "as `matterline %s` lists it with the demo's configuration file:", strings.Join(args[:3], " "))
+	for _, l := range strings.Split(strings.TrimRight(out.String(), "\n"), "\n") {
+		p.step("matterline", "  %s", l)
+	}
 	return nil
 }
 

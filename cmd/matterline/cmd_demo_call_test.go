@@ -44,6 +44,11 @@ func TestDemoCall(t *testing.T) {
 		"caller     hangs up: BYE sent",
 		"attorney   BYE received",
 		"call record: outcome bridged, rule felix (warm) to +12175550101, lookup found, ended caller_bye",
+		"matterline as `matterline calls --limit 1` lists it with the demo's configuration file:",
+		"matterline   TIME",
+		"matterline   2", // the record's row, by its date
+		"+12175552171",
+		"bridged",
 		"summary    demo call OK",
 	}
 	text := out.String()

@@ -300,6 +300,41 @@ func TestRulesTestJSON(t *testing.T) {
 	}
 }
 
+// TestRulesTestFirmZone: rules test shows the call's time in firm.time_zone,
+// here UTC+14, where a Tuesday evening in UTC is already Wednesday morning, and
+// decides hours without a tz in that zone too.
+func TestRulesTestFirmZone(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "m.db")
+	mustCreateDB(t, db)
+	c := &rulesCLI{t: t, dir: dir, config: filepath.Join(dir, "matterline.yaml"), db: db}
+	yaml := "store:\n  path: " + db + "\nfirm:\n  time_zone: Pacific/Kiritimati\n"
+	if err := os.WriteFile(c.config, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.ok("rules", "add", "felix", "--to", "+12175550101", "--hours", "mon-fri 09:00-17:00")
+	tests := []struct{ at, want []string }{
+		// Tuesday 20:00 UTC = Wednesday 10:00 in Kiritimati: open.
+		{[]string{"--at", "2026-11-24T20:00:00Z"}, []string{
+			"intent:    rule:felix at 2026-11-25T10:00:00+14:00 (Pacific/Kiritimati)",
+			"decision:  transfer rule=felix"}},
+		// Tuesday 10:00 in Chicago = Wednesday 06:00 in Kiritimati: closed.
+		{[]string{"--at", "2026-11-24T10:00:00-06:00"}, []string{
+			"intent:    rule:felix at 2026-11-25T06:00:00+14:00 (Pacific/Kiritimati)",
+			"decision:  unavailable rule=felix reason=outside_hours"}},
+		// Now, also in the firm's zone.
+		{nil, []string{"+14:00 (Pacific/Kiritimati)"}},
+	}
+	for _, tt := range tests {
+		out := c.ok(append([]string{"rules", "test", "--from", "+12175552171", "--intent", "rule:felix"}, tt.at...)...)
+		for _, w := range tt.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%v: output lacks %q:\n%s", tt.at, w, out)
+			}
+		}
+	}
+}
+
 func TestRulesExportImport(t *testing.T) {
 	c := newRulesCLI(t)
 	c.ok("rules", "add", "reception", "--to", "sip:reception@pbx.example.com", "--extension", "100")

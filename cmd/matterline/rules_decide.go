@@ -27,7 +27,8 @@ func (c *cli) newRulesTestCmd() *cobra.Command {
 		Short: "Show what a call would do, without placing it",
 		Long: `Run the real caller lookup of the configuration and the decision engine for one
 call from --from at --at (default now) with the caller's --intent, and print
-the lookup and the decision. Nothing is dialled.`,
+the lookup and the decision. Nothing is dialled. The time is shown in the
+firm's zone (firm.time_zone), the zone of every rule that names none.`,
 		Example: `  matterline rules test --from +12175552171
   matterline rules test --from +12175552171 --intent rule:felix --at 2026-11-24T18:00:00-06:00 --json`,
 		Args: wantArgs(),
@@ -86,7 +87,8 @@ func (c *cli) rulesTest(ctx context.Context, o testOptions) error {
 		return err
 	}
 	fmt.Fprintf(c.out, "lookup:    %s\n", describeLookup(res))
-	fmt.Fprintf(c.out, "intent:    %s at %s\n", intent, now.Format(time.RFC3339))
+	loc := recordsLocation(env.cfg)
+	fmt.Fprintf(c.out, "intent:    %s at %s (%s)\n", intent, now.In(loc).Format(time.RFC3339), loc)
 	fmt.Fprintf(c.out, "decision:  %s\n", describeDecision(d))
 	if d.Action == routing.ActionUnavailable {
 		fmt.Fprintf(c.out, "unavailable handling: %s\n", d.Unavailable)
