@@ -53,6 +53,10 @@ func TestStartFailureShowsOutput(t *testing.T) {
 	runHelper(tb, func(tb testing.TB) {
 		StartKamailio(tb, KamailioOptions{StartTimeout: time.Nanosecond})
 	})
+	if tb.skipped != "" {
+		// No kamailio on this machine (StartKamailio fails instead under CI=true).
+		t.Skip(tb.skipped)
+	}
 	if !strings.Contains(tb.failed, "no answer to OPTIONS") || !strings.Contains(tb.failed, "--- kamailio output ---") {
 		t.Errorf("failure = %q, want the reason and kamailio's output", tb.failed)
 	}
