@@ -68,22 +68,7 @@ var readmeExpect = map[string]*regexp.Regexp{
 // readmeNotRun: a fresh machine's steps from install to a healthy server.
 func TestREADMEGoingLive(t *testing.T) {
 	bin := docBinary(t)
-	readme, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	before, _, ok := strings.Cut(string(readme), "\n### Going live in short\n")
-	if !ok {
-		t.Fatal(`README.md has no "### Going live in short" section`)
-	}
-	heading := strings.Count(before, "\n") + 2
-	var script []docCommand
-	for _, b := range fencedBlocks(t, "../../README.md") {
-		if b.lang == "sh" && b.line > heading {
-			script = b.commands()
-			break
-		}
-	}
+	script := goingLiveBlock(t).commands()
 	if len(script) < 10 {
 		t.Fatalf("the section's sh block has %d commands", len(script))
 	}
@@ -236,4 +221,25 @@ func freeTCPPort(t *testing.T) string {
 	}
 	defer l.Close()
 	return fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
+}
+
+// goingLiveBlock is the sh block of README.md's "Going live in short".
+func goingLiveBlock(t *testing.T) docBlock {
+	t.Helper()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _, ok := strings.Cut(string(readme), "\n### Going live in short\n")
+	if !ok {
+		t.Fatal(`README.md has no "### Going live in short" section`)
+	}
+	heading := strings.Count(before, "\n") + 2
+	for _, b := range fencedBlocks(t, "../../README.md") {
+		if b.lang == "sh" && b.line > heading {
+			return b
+		}
+	}
+	t.Fatal(`README.md's "Going live in short" has no sh block`)
+	return docBlock{}
 }
