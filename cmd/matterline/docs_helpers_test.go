@@ -216,9 +216,9 @@ func lineLabel(l string) string {
 }
 
 // jsonKeys returns the keys of a JSON object (the first line that is one, for
-// output with several lines), or nil.
+// output with several lines), nested ones as "parent.key", or nil.
 func jsonKeys(s string) map[string]bool {
-	var m map[string]json.RawMessage
+	var m map[string]any
 	if json.Unmarshal([]byte(s), &m) != nil {
 		first, _, _ := strings.Cut(s, "\n")
 		if json.Unmarshal([]byte(first), &m) != nil {
@@ -226,9 +226,16 @@ func jsonKeys(s string) map[string]bool {
 		}
 	}
 	keys := map[string]bool{}
-	for k := range m {
-		keys[k] = true
+	var walk func(prefix string, m map[string]any)
+	walk = func(prefix string, m map[string]any) {
+		for k, v := range m {
+			keys[prefix+k] = true
+			if sub, ok := v.(map[string]any); ok {
+				walk(prefix+k+".", sub)
+			}
+		}
 	}
+	walk("", m)
 	return keys
 }
 
