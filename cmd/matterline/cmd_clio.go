@@ -41,8 +41,8 @@ clio.client_secret.`,
 	connect.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long to wait for the browser to come back")
 	var statusJSON bool
 	status := &cobra.Command{
-		Use:     "status [--json]",
-		Short:   "Show the Clio connection",
+		Use:   "status [--json]",
+		Short: "Show the Clio connection",
 		Long: `Ask Clio, with one request (users/who_am_i), whether it accepts the token:
 prints the Clio user, the region, where the token comes from (config, environment
 or OAuth) and its expiry, the rate-limit headroom, the last error and the cached
