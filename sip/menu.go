@@ -129,6 +129,10 @@ func (c *call) prompt(names []string, silence time.Duration) (media.Digit, promp
 			return d, promptDigit
 		case ev := <-c.events:
 			if in, ok := ev.(*injectEvent); ok {
+				// Routing before the API hears back: a client that reads the
+				// call right after its transfer request must not see the menu
+				// while the decision is still being served.
+				c.setState(StateRouting)
 				in.reply <- nil
 				c.pending = in
 				return media.Digit{}, promptInjected
