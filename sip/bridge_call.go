@@ -24,7 +24,7 @@ const maxWarmTries = 3
 // (bridged and since ended, or the caller hung up); false when the destination
 // could not be reached (the outcome says why) and the unavailable handling
 // follows.
-func (c *call) warm(dec routing.Decision, full bool) bool {
+func (c *call) warm(dec routing.Decision, full, withMessage bool) bool {
 	callerSess := c.session()
 	if callerSess == nil {
 		return true
@@ -45,6 +45,9 @@ func (c *call) warm(dec routing.Decision, full bool) bool {
 	fail := func(o records.Outcome) bool {
 		c.stopRingback()
 		c.dropLeg()
+		// The caller hears the rule's message to its end before what comes
+		// next (unavailable handling, a fallback rule).
+		c.finishMessage()
 		if c.ending() {
 			c.setOutcome(records.OutcomeAbandoned)
 			return true
@@ -53,7 +56,13 @@ func (c *call) warm(dec routing.Decision, full bool) bool {
 		return false
 	}
 
-	c.startRingback()
+	// The INVITE is out: the caller hears the rule's message meanwhile, then
+	// ringback (or the destination's early media).
+	if withMessage {
+		c.startMessage(dec, leg)
+	} else {
+		c.startRingback()
+	}
 	ring := routing.DefaultRingTimeout
 	if dec.Def != nil && dec.Def.RingTimeout > 0 {
 		ring = dec.Def.RingTimeout
@@ -72,6 +81,10 @@ func (c *call) warm(dec routing.Decision, full bool) bool {
 		return fail(records.OutcomeFailed)
 	}
 
+	// The whisper waits for the end of the caller's message.
+	if !c.waitMessage(leg) {
+		return fail(records.OutcomeDeclined)
+	}
 	if full && !c.whisperAndAccept(leg, dec) {
 		c.log.Info("callee did not accept", "rule", dec.Rule)
 		return fail(records.OutcomeDeclined)
@@ -121,6 +134,8 @@ func (c *call) waitAnswer(leg *outLeg, ring time.Duration) answerResult {
 	defer timer.Stop()
 	for {
 		select {
+		case <-c.msgDone:
+			c.messageEnded(leg)
 		case ev := <-c.events:
 			c.handle(ev)
 		case ev := <-leg.inbox:
@@ -146,6 +161,86 @@ func (c *call) waitAnswer(leg *outLeg, ring time.Duration) answerResult {
 		case <-c.ctx.Done():
 			return answerAbandoned
 		}
+	}
+}
+
+// startMessage plays the rule's message to the caller (its text spoken, else
+// its audio file, else the built-in "transferring" prompt) on its own goroutine
+// while the outbound leg rings; msgDone closes when it ends.
+func (c *call) startMessage(dec routing.Decision, leg *outLeg) {
+	sess := c.session()
+	if sess == nil {
+		c.startRingback()
+		return
+	}
+	ctx, cancel := context.WithCancel(c.ctx)
+	done := make(chan struct{})
+	def := dec.Def
+	c.srv.goTracked(func() {
+		defer close(done)
+		p := c.ruleMessage(def, func(text string) (*media.Prompt, error) { return c.srv.tts.Render(ctx, text) })
+		if p == nil {
+			p = c.srv.prompts.Get(media.PromptTransferring)
+		}
+		if p != nil {
+			_ = sess.Play(ctx, p)
+		}
+	})
+	c.msgDone = done
+	c.msgStop = func() {
+		cancel()
+		<-done
+	}
+}
+
+// messageEnded follows the end of the rule's message while the leg rings: the
+// destination's early media if it sent some meanwhile, else ringback.
+func (c *call) messageEnded(leg *outLeg) {
+	c.msgDone, c.msgStop = nil, nil
+	if leg.earlyWaits && !leg.final {
+		leg.relayEarly(c)
+		return
+	}
+	c.startRingback()
+}
+
+// waitMessage waits, serving events, until the rule's message has ended; false
+// when the callee or the caller left meanwhile.
+func (c *call) waitMessage(leg *outLeg) bool {
+	for c.msgDone != nil {
+		select {
+		case <-c.msgDone:
+			c.msgDone, c.msgStop = nil, nil
+			leg.earlyWaits = false
+			// Ringback while the callee hears the whisper.
+			c.startRingback()
+		case ev := <-c.events:
+			c.handle(ev)
+		case ev := <-leg.inbox:
+			c.handleLeg(leg, ev)
+			if leg.gone {
+				return false
+			}
+		case <-c.ctx.Done():
+			return false
+		}
+	}
+	return true
+}
+
+// finishMessage waits, serving events, until the rule's message has ended (cut
+// short when the call ends meanwhile).
+func (c *call) finishMessage() {
+	for c.msgDone != nil {
+		select {
+		case <-c.msgDone:
+		case ev := <-c.events:
+			c.handle(ev)
+			continue
+		case <-c.ctx.Done():
+			c.msgStop()
+		}
+		c.msgDone, c.msgStop = nil, nil
 	}
 }
 

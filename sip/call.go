@@ -68,8 +68,10 @@ type call struct {
 	lookupIn       bool // the lookup result is attached (or given up)
 	pending        *injectEvent
 	warmTries      int
-	expiry         *time.Timer // RFC 4028 session expiry
-	ringStop       func()      // stops the ringback the caller hears
+	expiry         *time.Timer   // RFC 4028 session expiry
+	ringStop       func()        // stops the ringback the caller hears
+	msgDone        chan struct{} // closed when the rule's message, played while dialling, ends
+	msgStop        func()        // cuts the rule's message short and waits for it
 
 	// recStart is closed when the write of the row at the INVITE is over (cdr.go);
 	// set at the start of live, nil without call records.

@@ -196,6 +196,7 @@ type outLeg struct {
 	authTries   int
 	gone        bool          // the callee's BYE, or a 481/408 ended the dialog
 	early       *media.Bridge // early media relayed to the caller
+	earlyWaits  bool          // early media came while the rule's message played: relay it after
 }
 
 // post hands ev to the leg's owner; false once the leg is released.
@@ -493,6 +494,18 @@ func (l *outLeg) earlyMedia(c *call, res *gosip.Response) {
 		return
 	}
 	l.log.Info("early media", "status", res.StatusCode)
+	if c.msgDone != nil {
+		// The caller hears the rule's message first; the destination's audio
+		// replaces the ringback once it ends.
+		l.earlyWaits = true
+		return
+	}
+	l.relayEarly(c)
+}
+
+// relayEarly relays the leg's early media to the caller instead of our ringback.
+func (l *outLeg) relayEarly(c *call) {
+	l.earlyWaits = false
 	c.stopRingback()
 	if caller := c.session(); caller != nil {
 		ctx, cancel := context.WithTimeout(c.ctx, time.Second)

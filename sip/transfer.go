@@ -331,46 +331,51 @@ func (c *call) fallback(ctx context.Context, rule string) (dec routing.Decision)
 // done, or bridged and since ended).
 func (c *call) transfer(dec routing.Decision) bool {
 	c.setState(StateTransferring)
+	if dec.Mode != routing.ModeCold {
+		// Warm: the INVITE goes out at once and the message plays while it
+		// rings; the whisper waits for the answer and the message's end.
+		return c.warm(dec, true, true)
+	}
+	// Cold: the REFER hands the caller over, so the message comes first.
 	c.playBeforeTransfer(dec)
 	if c.ending() {
 		c.setOutcome(records.OutcomeAbandoned)
 		return true
 	}
-	if dec.Mode == routing.ModeCold {
-		res := c.cold(dec)
-		switch res {
-		case referDone:
-			return true
-		case referAbandoned, referGone:
-			c.setOutcome(records.OutcomeAbandoned)
-			return true
-		}
-		if c.srv.cfg.TransferFallback == FallbackNone {
-			c.setOutcome(records.OutcomeFailed)
-			return false
-		}
-		c.log.Info("refer failed, bridging from matterline", "rule", dec.Rule)
-		return c.warm(dec, false)
+	res := c.cold(dec)
+	switch res {
+	case referDone:
+		return true
+	case referAbandoned, referGone:
+		c.setOutcome(records.OutcomeAbandoned)
+		return true
 	}
-	return c.warm(dec, true)
+	if c.srv.cfg.TransferFallback == FallbackNone {
+		c.setOutcome(records.OutcomeFailed)
+		return false
+	}
+	c.log.Info("refer failed, bridging from matterline", "rule", dec.Rule)
+	return c.warm(dec, false, false)
 }
 
 // playBeforeTransfer plays the rule's message: its text spoken (TTS) when
 // available, else its audio file, else the built-in "transferring" prompt.
 func (c *call) playBeforeTransfer(dec routing.Decision) {
-	if p := c.ruleMessage(dec.Def); p != nil {
+	if p := c.ruleMessage(dec.Def, c.speak); p != nil {
 		c.play(p)
 		return
 	}
 	c.playPrompts(media.PromptTransferring)
 }
 
-func (c *call) ruleMessage(def *routing.Rule) *media.Prompt {
+// ruleMessage is the rule's message: its text rendered by speak when a TTS is
+// set up, else its audio file; nil when it has neither (or neither works).
+func (c *call) ruleMessage(def *routing.Rule, speak func(string) (*media.Prompt, error)) *media.Prompt {
 	if def == nil {
 		return nil
 	}
 	if def.Message != "" && c.srv.tts != nil {
-		if p, err := c.speak(def.Message); err == nil {
+		if p, err := speak(def.Message); err == nil {
 			return p
 		} else if !errors.Is(err, media.ErrNoTTS) {
 			c.log.Warn("tts of the rule message failed", "rule", def.Name, "error", err)

@@ -568,3 +568,60 @@ func TestMessageBeforeTransferAndMenuHandling(t *testing.T) {
 		t.Errorf("record = %+v", rec)
 	}
 }
+
+// A warm transfer dials the destination as soon as the digit arrives: the
+// INVITE goes out while the rule's message still plays to the caller, and the
+// whisper waits for both the answer and the message's end.
+func TestWarmDialsWhileTheMessagePlays(t *testing.T) {
+	t.Parallel()
+	const msgLen = 2 * time.Second
+	callee := newCallee(t, phone.AnswerOptions{})
+	wav := filepath.Join(t.TempDir(), "msg.wav")
+	writeWAV(t, wav, 27000, msgLen)
+	rule := warmRule("felix", calleeURI(callee, "101"), "1")
+	rule.MessageAudio = wav
+	e := newEnv(t, transferConfig(), WithRouter(newFakeRouter(transferDecision(rule))))
+	c := e.dialTransfer(e.phone, phone.InviteOptions{})
+	digit := time.Now()
+	in, err := callee.Next(ctxT(t, 8*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Before: the whole message first (1.97 s here). Half of it is a bound
+	// no scheduler hiccup reaches, yet one the old order cannot meet.
+	if d := time.Since(digit); d >= msgLen/2 {
+		t.Fatalf("the destination's INVITE came %s after the digit: after the %s message, not while it played", d, msgLen)
+	}
+	msgByte := media.EncodeUlaw(27000)
+	isMsg := func(p phone.RTPPacket) bool { return len(p.Payload) > 0 && p.Payload[0] == msgByte }
+	// The INVITE may beat the first message packet; the message plays all
+	// the same.
+	eventually(t, 3*time.Second, "the rule's message playing", func() bool { return slices.ContainsFunc(c.RTP.Packets(), isMsg) })
+	if !in.WaitAcked(5 * time.Second) {
+		t.Fatal("no ack")
+	}
+	// The callee answered at once; the whisper starts once the message ended.
+	if !in.RTP.WaitPackets(5, 8*time.Second) {
+		t.Fatal("the callee heard no whisper")
+	}
+	pkts := c.RTP.Packets()
+	var lastMsg time.Time
+	for _, p := range pkts {
+		if isMsg(p) {
+			lastMsg = p.At
+		}
+	}
+	first := in.RTP.Packets()[0].At
+	if first.Before(lastMsg.Add(-60 * time.Millisecond)) {
+		t.Errorf("the whisper started %s before the caller's message ended", lastMsg.Sub(first))
+	}
+	if err := in.SendDTMF('1'); err != nil {
+		t.Fatal(err)
+	}
+	e.waitState(c.CallID, StateBridged)
+	checkBridgeAudio(t, c, 0, in)
+	if _, err := c.Bye(ctxT(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	e.waitIdle()
+}
