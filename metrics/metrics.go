@@ -40,7 +40,7 @@ var (
 		"rejected", "failed", "timeout", "drained"}
 	defaultTransferOutcomes = [...]string{"success", "declined", "no_answer", "busy", "timeout", "failed",
 		"rejected", "fallback", "cancelled", "unavailable"}
-	clioEndpoints  = [...]string{"contacts", "matters", "users", "token", "who_am_i",
+	clioEndpoints = [...]string{"contacts", "matters", "users", "token", "who_am_i",
 		"communications", "activities", "tasks", "documents"}
 	dtmfSources    = [...]string{"rfc4733", "info", "inband"}
 	rtpDropReasons = [...]string{"malformed", "wrong_source", "payload_type", "queue_full", "late"}
