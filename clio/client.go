@@ -16,7 +16,9 @@ import (
 )
 
 const (
-	// DefaultAPIVersion is sent as X-API-VERSION.
+	// DefaultAPIVersion is sent as X-API-VERSION on every request: the API is
+	// pinned so that units cannot change under matterline (a TimeEntry's
+	// quantity is in seconds in this version; up to 4.0.3 it was hours).
 	DefaultAPIVersion = "4.0.10"
 	// DefaultMaxBody caps a response body read.
 	DefaultMaxBody = 4 << 20
@@ -159,6 +161,12 @@ type Client struct {
 	Contacts *ContactsService
 	Matters  *MattersService
 	Users    *UsersService
+
+	// Write-back (resources_write.go).
+	Communications *CommunicationsService
+	Activities     *ActivitiesService
+	Tasks          *TasksService
+	Documents      *DocumentsService
 }
 
 // NewClient returns a Client for the options' region or base URL.
@@ -193,6 +201,10 @@ func NewClient(o ClientOptions) (*Client, error) {
 	c.Contacts = &ContactsService{c}
 	c.Matters = &MattersService{c}
 	c.Users = &UsersService{c}
+	c.Communications = &CommunicationsService{c}
+	c.Activities = &ActivitiesService{c}
+	c.Tasks = &TasksService{c}
+	c.Documents = &DocumentsService{c}
 	return c, nil
 }
 

@@ -127,6 +127,8 @@ type Clio struct {
 	// RedirectURL is the OAuth redirect URI registered with the Clio app; empty =
 	// http://<http.listen>/oauth/clio/callback.
 	RedirectURL string `yaml:"redirect_url"`
+	// Writeback logs decided calls back into Clio (docs/clio.md "Write-back").
+	Writeback ClioWriteback `yaml:"writeback"`
 	// AnswerWait is how long answering a call waits for the lookup.
 	AnswerWait Duration `yaml:"answer_wait"`
 	// RequestTimeout bounds each HTTP request to Clio.
@@ -155,6 +157,30 @@ type Clio struct {
 	// result is served instead of a request.
 	RateLimitReserve int `yaml:"rate_limit_reserve"`
 }
+
+// ClioWriteback switches what is written back to Clio after a call; all off by
+// default. Rules can override time_entry, non_billable and task_priority.
+type ClioWriteback struct {
+	// Communication logs each decided call as a PhoneCommunication on the matter.
+	Communication bool `yaml:"communication"`
+	// TimeEntry adds a draft TimeEntry for the staff member who took a bridged call.
+	TimeEntry bool `yaml:"time_entry"`
+	// Task adds a callback Task when a message was left or nobody answered.
+	Task bool `yaml:"task"`
+	// Document uploads a left message as a Document on the matter.
+	Document bool `yaml:"document"`
+	// NonBillable marks the time entries non-billable.
+	NonBillable bool `yaml:"non_billable"`
+	// TaskPriority is the callback tasks' priority: High, Normal or Low.
+	TaskPriority string `yaml:"task_priority"`
+	// TaskDueDays is how many days after the call a callback task is due.
+	TaskDueDays int `yaml:"task_due_days"`
+	// Reserve is the X-RateLimit-Remaining write-back leaves to caller lookups.
+	Reserve int `yaml:"reserve"`
+}
+
+// Any reports whether any write-back is on.
+func (w ClioWriteback) Any() bool { return w.Communication || w.TimeEntry || w.Task || w.Document }
 
 // IVR is the caller menu.
 type IVR struct {
@@ -250,6 +276,7 @@ func Default() Config {
 			BreakerFailures:  5,
 			BreakerCooldown:  Duration(30 * time.Second),
 			RateLimitReserve: 5,
+			Writeback:        ClioWriteback{TaskPriority: "Normal", TaskDueDays: 1, Reserve: 10},
 		},
 		IVR: IVR{
 			Menu:     map[string]string{"1": "responsible", "0": "operator"},

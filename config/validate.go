@@ -290,6 +290,17 @@ func (c *Config) Validate() error {
 	if c.Clio.RateLimitReserve < 0 {
 		return bad("clio.rate_limit_reserve", "must not be negative")
 	}
+	switch c.Clio.Writeback.TaskPriority {
+	case "High", "Normal", "Low":
+	default:
+		return bad("clio.writeback.task_priority", "want High, Normal or Low, got %q", c.Clio.Writeback.TaskPriority)
+	}
+	if d := c.Clio.Writeback.TaskDueDays; d < 0 || d > 365 {
+		return bad("clio.writeback.task_due_days", "must be 0..365, got %d", d)
+	}
+	if r := c.Clio.Writeback.Reserve; r < 1 || r > 1000 {
+		return bad("clio.writeback.reserve", "must be 1..1000, got %d", r)
+	}
 	for d, intent := range c.IVR.Menu {
 		if !digitKey.MatchString(d) {
 			return bad("ivr.menu", "key %q is not a single digit, * or #", d)

@@ -40,7 +40,8 @@ var (
 		"rejected", "failed", "timeout", "drained"}
 	defaultTransferOutcomes = [...]string{"success", "declined", "no_answer", "busy", "timeout", "failed",
 		"rejected", "fallback", "cancelled", "unavailable"}
-	clioEndpoints  = [...]string{"contacts", "matters", "users", "token", "who_am_i"}
+	clioEndpoints = [...]string{"contacts", "matters", "users", "token", "who_am_i",
+		"communications", "activities", "tasks", "documents"}
 	dtmfSources    = [...]string{"rfc4733", "info", "inband"}
 	rtpDropReasons = [...]string{"malformed", "wrong_source", "payload_type", "queue_full", "late"}
 	// sipMethods are RFC 3261's methods and the extensions matterline meets.
@@ -85,6 +86,7 @@ type Metrics struct {
 	rtpDropped    *prometheus.CounterVec
 	dtmfDigits    *prometheus.CounterVec
 	draining      prometheus.Gauge
+	writeback     *prometheus.CounterVec // writeback.go
 
 	callOutcomes, transferOutcomes, clioEndpoints, dtmfSources, rtpDropReasons, sipMethods set
 }
@@ -181,6 +183,7 @@ func New(opts ...Option) *Metrics {
 		m.activeCalls, m.calls, m.sipResponses, m.transfers, m.lookups, m.lookupLatency,
 		m.clioRequests, m.clioRemaining, m.rtpPackets, m.rtpDropped, m.dtmfDigits, m.draining,
 	)
+	m.registerWriteback()
 	// Known label combinations start at zero so rate() and absent() work from
 	// the first scrape.
 	for o := range m.callOutcomes {

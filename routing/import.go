@@ -32,6 +32,10 @@ type RuleDoc struct {
 	Hours        string `yaml:"hours,omitempty" json:"hours"`
 	TZ           string `yaml:"tz,omitempty" json:"tz"`
 	Enabled      *bool  `yaml:"enabled,omitempty" json:"enabled"`
+	// Clio write-back overrides; null or absent follows clio.writeback.*.
+	TimeEntry    *bool  `yaml:"time_entry,omitempty" json:"time_entry"`
+	NonBillable  *bool  `yaml:"non_billable,omitempty" json:"non_billable"`
+	TaskPriority string `yaml:"task_priority,omitempty" json:"task_priority"`
 }
 
 // ClosureDoc is the external form of a closure.
@@ -56,6 +60,8 @@ func DocOf(r Rule) RuleDoc {
 		MessageAudio: r.MessageAudio, Whisper: r.Whisper, AcceptDigit: r.AcceptDigit,
 		RingTimeout: r.RingTimeout.String(), Unavailable: r.Unavailable.String(),
 		Extension: r.Extension, Hours: r.Hours, TZ: r.TimeZone, Enabled: &en,
+		TimeEntry: r.Writeback.TimeEntry.Bool(), NonBillable: r.Writeback.NonBillable.Bool(),
+		TaskPriority: r.Writeback.TaskPriority,
 	}
 }
 
@@ -101,6 +107,10 @@ func (d RuleDoc) Rule() (Rule, error) {
 	}
 	if d.Enabled != nil {
 		r.Enabled = *d.Enabled
+	}
+	r.Writeback.TimeEntry, r.Writeback.NonBillable = ToggleOf(d.TimeEntry), ToggleOf(d.NonBillable)
+	if r.Writeback.TaskPriority, err = ParseTaskPriority(d.TaskPriority); err != nil {
+		return bad("task_priority", err)
 	}
 	return r, nil
 }

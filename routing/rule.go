@@ -50,6 +50,8 @@ type Rule struct {
 	// TimeZone is the IANA zone of Hours and closures; empty = the firm's zone.
 	TimeZone string
 	Enabled  bool
+	// Writeback overrides the Clio write-back defaults for this rule's calls.
+	Writeback RuleWriteback
 }
 
 // DefaultRingTimeout is the ring timeout of a rule that names none.

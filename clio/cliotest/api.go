@@ -83,6 +83,9 @@ func (f *Fake) api(w http.ResponseWriter, r *http.Request, resource string) {
 		writeOversized(w, faults.OversizeBytes)
 		return
 	}
+	if f.serveWrite(w, r, resource) {
+		return
+	}
 	switch resource {
 	case "contacts":
 		f.listContacts(w, r)

@@ -78,6 +78,7 @@ type Fake struct {
 	lastReq  map[string]*http.Request
 	users    map[int64]*User
 	contacts []*Contact
+	writes   *writeStore // write-back resources (writeback.go), made on first use
 }
 
 type tokenInfo struct {
@@ -253,6 +254,10 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/oauth/deauthorize":
 		f.deauthorize(w, r)
 	default:
+		if uuid, ok := strings.CutPrefix(p, UploadPrefix); ok {
+			f.upload(w, r, uuid)
+			return
+		}
 		if strings.HasPrefix(p, "/api/v4/") {
 			f.api(w, r, strings.TrimPrefix(p, "/api/v4/"))
 			return

@@ -103,10 +103,11 @@ plain text before a key was set.`,
 			return c.clioReseal(cmd.Context())
 		},
 	}
-	return c.group("clio", "Clio connection: connect, status, lookup, staff",
-		"Connect to Clio, see the connection's state, look callers up and list staff.",
+	return c.group("clio", "Clio connection: connect, status, lookup, staff, outbox",
+		"Connect to Clio, see the connection's state, look callers up, list staff and the write-back outbox.",
 		"  matterline clio connect\n  matterline clio status\n  matterline clio lookup +12175552171",
-		connect, status, disconnect, lookup, staff, reseal)
+		connect, status, disconnect, lookup, staff, reseal,
+		c.newClioOutboxCmd())
 }
 
 // clioEnv is what every clio subcommand opens.

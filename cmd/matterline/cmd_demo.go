@@ -145,6 +145,9 @@ func demoConfig(cfg *config.Config, dir string) error {
 	if !portFree(cfg.HTTP.Listen) {
 		cfg.HTTP.Listen = "127.0.0.1:0"
 	}
+	// The sandbox Clio shows what write-back writes (`matterline clio outbox`).
+	wb := &cfg.Clio.Writeback
+	wb.Communication, wb.TimeEntry, wb.Task, wb.Document = true, true, true, true
 	return cfg.Validate()
 }
 

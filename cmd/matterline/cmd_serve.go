@@ -164,12 +164,23 @@ func serve(ctx context.Context, s stdio, cfg *config.Config, cfgPath string, rea
 	if a.msgs, err = records.NewMessageStore(runCtx, db, cfg.Transfer.MessagesDir); err != nil {
 		return fmt.Errorf("transfer.messages_dir: %w", err)
 	}
-	clioHTTP := &http.Client{Transport: clioMetrics{next: http.DefaultTransport, m: a.metrics}}
-	lk, closeLookup, err := openLookupWith(runCtx, cfg, db, log, clioHTTP)
+	// One rate budget per token: it sees every Clio response, and write-back
+	// sends only what the lookups leave (clio.Budget).
+	budget := clio.NewBudget(clio.BudgetOptions{Reserve: cfg.Clio.Writeback.Reserve})
+	clioHTTP := &http.Client{Transport: budget.Transport(clioMetrics{next: http.DefaultTransport, m: a.metrics})}
+	lk, clioConn, closeLookup, err := openLookupWith(runCtx, cfg, db, log, clioHTTP)
 	if err != nil {
 		return err
 	}
 	defer closeLookup()
+	// Started before the SIP server, so stopped after it: the last calls'
+	// items are enqueued, and sent on the next start if not now.
+	wb, err := startWriteback(runCtx, writebackDeps{cfg: cfg, db: db, clio: clioConn, budget: budget,
+		rules: a.rules, metrics: a.metrics, log: log})
+	if err != nil {
+		return err
+	}
+	defer wb.Close()
 
 	// The trace is switched on to be read: it logs whatever log.level says.
 	traceLog := newLogger(config.Log{Level: "debug", Format: cfg.Log.Format}, s.err)
@@ -189,8 +200,8 @@ func serve(ctx context.Context, s stdio, cfg *config.Config, cfgPath string, rea
 	}
 	a.sip, err = sip.NewServer(plan.sip, sip.WithLogger(log), sip.WithLookup(lk), sip.WithPorts(plan.ports),
 		sip.WithPrompts(plan.prompts), sip.WithRouter(router{store: a.rules, now: time.Now}),
-		sip.WithCallRecords(a.calls), sip.WithMessages(a.msgs), sip.WithTTS(tts),
-		sip.WithObserver(observer{bus: a.bus, m: a.metrics}), sip.WithTracer(a.trace))
+		sip.WithCallRecords(wb.recorder(a.calls)), sip.WithMessages(wb.messages(a.msgs)), sip.WithTTS(tts),
+		sip.WithObserver(wb.observer(observer{bus: a.bus, m: a.metrics})), sip.WithTracer(a.trace))
 	if err != nil {
 		return err
 	}

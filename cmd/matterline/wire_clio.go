@@ -178,26 +178,29 @@ func newClioService(cfg *config.Config, d *clioDeps, log *slog.Logger) (*clio.Se
 // cache when a connection is configured (static token or stored OAuth tokens),
 // else a lookup that answers unconfigured. The returned close func releases it.
 func openLookup(ctx context.Context, cfg *config.Config, db *sql.DB, log *slog.Logger) (lookuper, func(), error) {
-	return openLookupWith(ctx, cfg, db, log, nil)
+	lk, _, done, err := openLookupWith(ctx, cfg, db, log, nil)
+	return lk, done, err
 }
 
 // openLookupWith is openLookup with the HTTP client of the Clio requests (nil: a
-// plain one); serve passes one that counts them in the metrics.
-func openLookupWith(ctx context.Context, cfg *config.Config, db *sql.DB, log *slog.Logger, hc *http.Client) (lookuper, func(), error) {
+// plain one); serve passes one that counts them in the metrics. It also returns
+// the Clio connection, which serve shares with write-back (one client, one token,
+// one rate budget).
+func openLookupWith(ctx context.Context, cfg *config.Config, db *sql.DB, log *slog.Logger, hc *http.Client) (lookuper, *clioDeps, func(), error) {
 	d, err := newClio(ctx, cfg, db, log, hc)
 	if err != nil {
-		return nil, nil, fmt.Errorf("clio: %w", err)
+		return nil, nil, nil, fmt.Errorf("clio: %w", err)
 	}
 	svc, err := newClioService(cfg, d, log)
 	if err != nil {
-		return nil, nil, fmt.Errorf("clio: %w", err)
+		return nil, nil, nil, fmt.Errorf("clio: %w", err)
 	}
 	if d.mode == clioNone {
 		log.Info("clio not configured: caller lookups answer unconfigured")
 	} else {
 		log.Info("clio lookup ready", "mode", d.mode.String(), "region", d.region)
 	}
-	return svc, func() {}, nil
+	return svc, d, func() {}, nil
 }
 
 // clioUserFromConfig returns a Clio user's name and phone number from the
