@@ -83,6 +83,12 @@ func (f *Fake) api(w http.ResponseWriter, r *http.Request, resource string) {
 		writeOversized(w, faults.OversizeBytes)
 		return
 	}
+	f.dataMu.RLock()
+	defer f.dataMu.RUnlock()
+	if f.serveWebhooks(w, r, resource) {
+		return
+	}
+
 	switch resource {
 	case "contacts":
 		f.listContacts(w, r)
@@ -184,6 +190,29 @@ func ts(t time.Time) any {
 	return t.UTC().Format(time.RFC3339)
 }
 
+// updatedSince reads the updated_since filter (ISO 8601); zero when absent.
+func updatedSince(w http.ResponseWriter, r *http.Request) (time.Time, bool) {
+	s := r.URL.Query().Get("updated_since")
+	if s == "" {
+		return time.Time{}, true
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		writeAPIError(w, http.StatusUnprocessableEntity, "ArgumentError", "updated_since must be an ISO 8601 time")
+		return time.Time{}, false
+	}
+	return t, true
+}
+
+// updatedAt is a record's updated_at as ts shows it (a zero time reads as the
+// fixture's base date).
+func updatedAt(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
+	}
+	return t
+}
+
 func etag(id int64) string { return fmt.Sprintf(`"%d-1"`, id) }
 
 func (f *Fake) contactByID(id int64) *Contact {
@@ -275,6 +304,10 @@ func (f *Fake) listContacts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	needle := strings.ToLower(strings.TrimSpace(q.Get("query")))
+	since, ok := updatedSince(w, r)
+	if !ok {
+		return
+	}
 	var recs []map[string]any
 	f.mu.Lock()
 	cs := slices.Clone(f.contacts)
@@ -288,6 +321,9 @@ func (f *Fake) listContacts(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		if needle != "" && !strings.Contains(f.searchText(c), needle) {
+			continue
+		}
+		if !since.IsZero() && updatedAt(c.UpdatedAt).Before(since) {
 			continue
 		}
 		recs = append(recs, f.contactRecord(c))
@@ -374,6 +410,10 @@ func (f *Fake) listMatters(w http.ResponseWriter, r *http.Request) {
 	if !ok1 || !ok2 || !ok3 {
 		return
 	}
+	since, ok := updatedSince(w, r)
+	if !ok {
+		return
+	}
 	ms := make([]*Matter, 0, len(f.fx.Matters))
 	for i := range f.fx.Matters {
 		m := &f.fx.Matters[i]
@@ -381,7 +421,8 @@ func (f *Fake) listMatters(w http.ResponseWriter, r *http.Request) {
 		case clientID != 0 && m.ClientID != clientID,
 			staffID != 0 && m.ResponsibleStaffID != staffID,
 			attID != 0 && m.ResponsibleAttorneyID != attID,
-			statuses != nil && !slices.Contains(statuses, strings.ToLower(m.Status)):
+			statuses != nil && !slices.Contains(statuses, strings.ToLower(m.Status)),
+			!since.IsZero() && updatedAt(m.UpdatedAt).Before(since):
 			continue
 		}
 		ms = append(ms, m)
