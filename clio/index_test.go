@@ -23,14 +23,15 @@ type indexEnv struct {
 func newIndexEnv(t testing.TB, contacts int) *indexEnv {
 	t.Helper()
 	g := cliotest.Generate(cliotest.GenOptions{Contacts: contacts, Token: testToken})
-	e := newTestEnv(t, g.Fixture, envOpts{fake: cliotest.Options{RateLimit: 1 << 30}})
+	// Long timeouts: the reference lookups search 5,000 contacts, slow under -race.
+	e := newTestEnv(t, g.Fixture, envOpts{fake: cliotest.Options{RateLimit: 1 << 30}, timeout: 30 * time.Second})
 	log := e.svc.log
 	ix, err := OpenIndex(context.Background(), IndexOptions{Storage: e.storage, Client: e.client, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.svc = NewService(ServiceOptions{Client: e.client, Storage: e.storage, Index: ix, Now: e.clock.Now, Logger: log})
-	return &indexEnv{testEnv: e, gen: g, ix: ix, plain: NewService(ServiceOptions{Client: e.client, Now: e.clock.Now})}
+	return &indexEnv{testEnv: e, gen: g, ix: ix, plain: NewService(ServiceOptions{Client: e.client, Now: e.clock.Now, LookupTimeout: time.Minute})}
 }
 
 func (e *indexEnv) sync(t testing.TB) SyncResult {

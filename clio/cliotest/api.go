@@ -266,7 +266,7 @@ func cmpOr(a, b string) string {
 
 // searchText is what `query` matches: names, title, emails, addresses, phone
 // strings as typed, company name, related matter names.
-func (f *Fake) searchText(c *Contact) string {
+func (f *Fake) searchText(c *Contact, matters map[int64][]string) string {
 	parts := []string{c.displayName(), c.FirstName, c.LastName, c.Title}
 	for _, p := range c.Phones {
 		parts = append(parts, p.Number)
@@ -280,11 +280,7 @@ func (f *Fake) searchText(c *Contact) string {
 	if co := f.contactByID(c.CompanyID); co != nil && c.CompanyID != 0 {
 		parts = append(parts, co.displayName())
 	}
-	for _, m := range f.fx.Matters {
-		if m.ClientID == c.ID {
-			parts = append(parts, m.DisplayNumber, m.Description)
-		}
-	}
+	parts = append(parts, matters[c.ID]...)
 	return strings.ToLower(strings.Join(parts, "\x00"))
 }
 
@@ -308,6 +304,11 @@ func (f *Fake) listContacts(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// Related matter names, by client (once per request, not per contact).
+	matterText := map[int64][]string{}
+	for _, m := range f.fx.Matters {
+		matterText[m.ClientID] = append(matterText[m.ClientID], m.DisplayNumber, m.Description)
+	}
 	var recs []map[string]any
 	f.mu.Lock()
 	cs := slices.Clone(f.contacts)
@@ -320,7 +321,7 @@ func (f *Fake) listContacts(w http.ResponseWriter, r *http.Request) {
 		if typ != "" && cmpOr(c.Type, "Person") != typ {
 			continue
 		}
-		if needle != "" && !strings.Contains(f.searchText(c), needle) {
+		if needle != "" && !strings.Contains(f.searchText(c, matterText), needle) {
 			continue
 		}
 		if !since.IsZero() && updatedAt(c.UpdatedAt).Before(since) {
