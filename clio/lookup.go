@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,8 +40,11 @@ type ServiceOptions struct {
 	BreakerFailures  int
 	BreakerCooldown  time.Duration
 	RateLimitReserve int
-	Logger           *slog.Logger
-	Now              func() time.Time
+	// Index is the local phone index (clio.index): asked first, and taught
+	// every caller Clio finds. With an index, matching is always MatchFull.
+	Index  *Index
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // Service is the caller lookup. It is safe for concurrent use.
@@ -65,7 +67,7 @@ type Service struct {
 
 // NewService returns a lookup Service.
 func NewService(o ServiceOptions) *Service {
-	if o.Match == MatchUnknown {
+	if o.Match == MatchUnknown || o.Index != nil {
 		o.Match = MatchFull
 	}
 	if len(o.MatterStatus) == 0 {
@@ -145,6 +147,9 @@ func (s *Service) lookup(ctx context.Context, callerID string, o LookupOptions) 
 	if s.o.Client == nil {
 		return lookup.Result{Status: lookup.StatusUnconfigured, Number: num, Reason: ReasonUnconfigured}
 	}
+	if r, ok := s.o.Index.Lookup(num); ok {
+		return r
+	}
 	var stale *cacheEntry
 	if s.o.Storage != nil && !o.NoCache {
 		ce, ok, err := s.o.Storage.cacheGet(ctx, num)
@@ -154,7 +159,7 @@ func (s *Service) lookup(ctx context.Context, callerID string, o LookupOptions) 
 		if ok {
 			if s.now().Before(ce.Expires) {
 				s.stats.cacheHits.Add(1)
-				ce.Result.Cached = true
+				ce.Result.Cached, ce.Result.Source = true, lookup.SourceCache
 				return ce.Result
 			}
 			stale = &ce
@@ -185,7 +190,9 @@ func (s *Service) lookup(ctx context.Context, callerID string, o LookupOptions) 
 		if res.Err != nil {
 			return s.fallback(num, stale, classify(res.Err))
 		}
-		return cloneResult(res.Val.(lookup.Result))
+		r := cloneResult(res.Val.(lookup.Result))
+		r.Source = lookup.SourceClio
+		return r
 	case <-ctx.Done():
 		reason := ReasonCanceled
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -221,12 +228,12 @@ func (s *Service) fallback(num string, stale *cacheEntry, reason string) lookup.
 	if stale != nil {
 		s.stats.stale.Add(1)
 		r := cloneResult(stale.Result)
-		r.Cached = true
+		r.Cached, r.Source = true, lookup.SourceCache
 		r.Reason = stalePrefix + reason
 		return r
 	}
 	s.stats.errors.Add(1)
-	return lookup.Result{Status: lookup.StatusError, Number: num, Reason: reason}
+	return lookup.Result{Status: lookup.StatusError, Number: num, Reason: reason, Source: lookup.SourceClio}
 }
 
 // fetch asks Clio (contacts, then matters) and records the outcome: breaker,
@@ -309,59 +316,30 @@ func (s *Service) resolve(ctx context.Context, num string) (lookup.Result, error
 		return lookup.Result{}, err
 	}
 	matches := s.matchContacts(contacts, num)
-	res := lookup.Result{Number: num}
-	switch {
-	case len(matches) == 0:
-		res.Status, res.Reason = lookup.StatusNotFound, ReasonNoMatch
+	if len(matches) == 0 {
+		res := decide(num, nil)
 		if truncated {
 			res.Reason = ReasonNoMatchTrunc
 		}
 		return res, nil
-	case len(matches) > maxFamily:
-		res.Status, res.Reason = lookup.StatusAmbiguous, ReasonSeveralContacts
-		return res, nil
 	}
-	type pick struct {
-		c     Contact
-		m     *Matter
-		staff *User
+	if len(matches) > maxFamily {
+		return decide(num, make([]candidate, len(matches))), nil
 	}
-	picks := make([]pick, 0, len(matches))
+	rules := s.rules()
+	picks := make([]candidate, 0, len(matches))
+	matters := make(map[int64][]Matter, len(matches))
 	for _, c := range matches {
-		m, staff, err := s.matterFor(ctx, c.ID)
+		ms, err := s.mattersOf(ctx, c.ID)
 		if err != nil {
 			return lookup.Result{}, err
 		}
-		picks = append(picks, pick{c, m, staff})
+		m, staff := rules.pick(ms)
+		picks = append(picks, candidate{c, m, staff})
+		matters[c.ID] = ms
 	}
-	if len(picks) > 1 {
-		for _, p := range picks[1:] {
-			if p.staff == nil || picks[0].staff == nil || p.staff.ID != picks[0].staff.ID {
-				res.Status, res.Reason = lookup.StatusAmbiguous, ReasonSeveralContacts
-				return res, nil
-			}
-		}
-	}
-	p := picks[0]
-	res.Status = lookup.StatusFound
-	res.Contact = &lookup.Contact{ID: p.c.ID, Name: p.c.Name}
-	switch {
-	case p.m == nil:
-		res.Reason = ReasonNoOpenMatter
-	case p.staff == nil:
-		res.Reason = ReasonNoStaff
-	case len(picks) > 1:
-		res.Reason = ReasonSharedSameStaff
-	default:
-		res.Reason = ReasonMatched
-	}
-	if p.m != nil {
-		res.Matter = &lookup.Matter{ID: p.m.ID, DisplayNumber: p.m.DisplayNumber}
-	}
-	if p.staff != nil {
-		res.Staff = &lookup.Staff{ID: p.staff.ID, Name: p.staff.Name, Email: p.staff.Email, Phone: p.staff.PhoneNumber}
-	}
-	return res, nil
+	s.o.Index.Learn(ctx, matches, matters)
+	return decide(num, picks), nil
 }
 
 // searchContacts queries contacts by the last four digits (no type filter:
@@ -413,52 +391,28 @@ func (s *Service) matchContacts(cs []Contact, num string) []Contact {
 	return out
 }
 
-// matterFor returns the contact's matter chosen by policy among those whose
-// status counts, and its staff member by preference.
-func (s *Service) matterFor(ctx context.Context, contactID int64) (*Matter, *User, error) {
+// mattersOf returns the contact's matters with a status that counts (as Clio
+// returned them; the pick filters again).
+func (s *Service) mattersOf(ctx context.Context, contactID int64) ([]Matter, error) {
 	s.stats.requests.Add(1)
 	ms, resp, err := s.o.Client.Matters.List(ctx, MatterListOptions{ClientID: contactID, Status: s.o.MatterStatus,
 		ListOptions: ListOptions{Limit: 200}})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	for page := 1; resp.NextPage != "" && page < s.o.MaxPages; page++ {
 		var more []Matter
 		s.stats.requests.Add(1)
 		if more, resp, err = s.o.Client.Matters.ListNext(ctx, resp.NextPage); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		ms = append(ms, more...)
 	}
-	var best *Matter
-	for i := range ms {
-		m := &ms[i]
-		// Filter again here: a misspelt or ignored filter returns every matter.
-		if !s.statusCounts(m.Status) {
-			continue
-		}
-		if best == nil || (s.o.MatterPolicy == PolicyRecent && m.UpdatedAt.After(best.UpdatedAt.Time)) {
-			best = m
-		}
-	}
-	if best == nil {
-		return nil, nil, nil
-	}
-	for _, f := range s.o.StaffPreference {
-		if u := f.of(best); u != nil && u.ID != 0 {
-			return best, u, nil
-		}
-	}
-	return best, nil, nil
+	return ms, nil
 }
 
-func (s *Service) statusCounts(st string) bool {
-	for _, want := range s.o.MatterStatus {
-		if strings.EqualFold(st, string(want)) {
-			return true
-		}
-	}
-	return false
+func (s *Service) rules() matterRules {
+	return matterRules{status: s.o.MatterStatus, policy: s.o.MatterPolicy, prefs: s.o.StaffPreference}
 }
 
 // classify maps an error to a short reason.
@@ -506,6 +460,9 @@ type Stats struct {
 	LastError    string
 	LastErrorAt  time.Time
 }
+
+// Index returns the local phone index the Service asks first, or nil.
+func (s *Service) Index() *Index { return s.o.Index }
 
 // Stats returns a snapshot of the counters.
 func (s *Service) Stats() Stats {

@@ -156,6 +156,16 @@ type Clio struct {
 	// RateLimitReserve: when X-RateLimit-Remaining is at or below it, a stale cached
 	// result is served instead of a request.
 	RateLimitReserve int `yaml:"rate_limit_reserve"`
+
+	// Index turns on the local phone index: a full sync at start and every
+	// IndexResync, an updated_since poll every IndexPoll, webhooks at WebhookURL;
+	// lookups are answered from it first.
+	Index bool `yaml:"index"`
+	// WebhookURL is the public HTTPS URL that reaches POST /webhooks/clio on
+	// http.listen; empty = no webhooks (the poll alone keeps the index fresh).
+	WebhookURL  string   `yaml:"webhook_url"`
+	IndexPoll   Duration `yaml:"index_poll"`
+	IndexResync Duration `yaml:"index_resync"`
 }
 
 // ClioWriteback switches what is written back to Clio after a call; all off by
@@ -277,6 +287,8 @@ func Default() Config {
 			BreakerCooldown:  Duration(30 * time.Second),
 			RateLimitReserve: 5,
 			Writeback:        ClioWriteback{TaskPriority: "Normal", TaskDueDays: 1, Reserve: 10},
+			IndexPoll:        Duration(15 * time.Minute),
+			IndexResync:      Duration(24 * time.Hour),
 		},
 		IVR: IVR{
 			Menu:     map[string]string{"1": "responsible", "0": "operator"},

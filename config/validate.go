@@ -301,6 +301,24 @@ func (c *Config) Validate() error {
 	if r := c.Clio.Writeback.Reserve; r < 1 || r > 1000 {
 		return bad("clio.writeback.reserve", "must be 1..1000, got %d", r)
 	}
+	if c.Clio.WebhookURL != "" {
+		u, err := url.Parse(c.Clio.WebhookURL)
+		h := ""
+		if err == nil {
+			h = strings.TrimSuffix(u.Hostname(), ".")
+		}
+		ip, _ := netip.ParseAddr(h)
+		loop := h == "localhost" || (ip.IsValid() && ip.IsLoopback())
+		if err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && loop)) {
+			return bad("clio.webhook_url", "want an https URL (http:// only for a loopback host), got %q", c.Clio.WebhookURL)
+		}
+	}
+	if c.Clio.Index && c.Clio.IndexPoll.D() < time.Minute {
+		return bad("clio.index_poll", "must be at least 1m, got %s", c.Clio.IndexPoll.D())
+	}
+	if c.Clio.Index && c.Clio.IndexResync.D() < time.Hour {
+		return bad("clio.index_resync", "must be at least 1h, got %s", c.Clio.IndexResync.D())
+	}
 	for d, intent := range c.IVR.Menu {
 		if !digitKey.MatchString(d) {
 			return bad("ivr.menu", "key %q is not a single digit, * or #", d)

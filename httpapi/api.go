@@ -243,6 +243,9 @@ type Options struct {
 	// GET /oauth/clio/callback (no token: it must accept only a state that
 	// start issued, once).
 	ClioConnect http.Handler
+	// ClioWebhook receives Clio's webhook deliveries at POST /webhooks/clio
+	// (no token: it checks X-Hook-Signature itself).
+	ClioWebhook http.Handler
 
 	// Logger receives internal errors (default slog.Default()).
 	Logger *slog.Logger
@@ -350,6 +353,7 @@ func (s *Server) routeTable() []route {
 		// also come as ?token=.
 		{ClioStartPath, map[string]endpoint{"GET": {h: http.HandlerFunc(s.clioConnect), guard: guard{access: accessAdmin, queryToken: true}, acts: true}}},
 		{ClioCallbackPath, map[string]endpoint{"GET": open(s.clioConnect)}},
+		{ClioWebhookPath, map[string]endpoint{"POST": open(s.clioWebhook)}},
 		// pprof's symbol page also takes POST.
 		{"/debug/pprof/", map[string]endpoint{"GET": {h: pprofHandler(), guard: guard{access: accessDebug}},
 			"POST": {h: pprofHandler(), guard: guard{access: accessDebug}}}},

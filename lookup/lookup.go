@@ -74,7 +74,43 @@ type Result struct {
 	Reason string `json:"reason,omitempty"`
 	// Cached is true when the result came from the local cache.
 	Cached bool `json:"cached,omitempty"`
+	// Source is where the answer came from: the local phone index, the lookup
+	// cache or Clio itself (unknown when no lookup ran, e.g. a withheld number).
+	Source Source `json:"source,omitzero"`
 }
+
+// Source is where a lookup's answer came from. The zero value means unknown.
+type Source uint8
+
+const (
+	SourceUnknown Source = iota
+	SourceIndex          // the local phone index (clio.index), no request to Clio
+	SourceCache          // the lookup cache, fresh or stale
+	SourceClio           // a request to Clio
+)
+
+var sourceNames = [...]string{"", "index", "cache", "clio"}
+
+func (s Source) String() string {
+	if int(s) < len(sourceNames) && s != SourceUnknown {
+		return sourceNames[s]
+	}
+	return "unknown"
+}
+
+// ParseSource is the inverse of String; unknown text gives SourceUnknown.
+func ParseSource(s string) Source {
+	for i, n := range sourceNames {
+		if n != "" && n == s {
+			return Source(i)
+		}
+	}
+	return SourceUnknown
+}
+
+func (s Source) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+func (s *Source) UnmarshalText(b []byte) error { *s = ParseSource(string(b)); return nil }
 
 // Contract is the exact `lookup` object of DESIGN.md's `rules test --json` and
 // `clio lookup --json` output: status, contact{id,name}, matter{id,display_number},

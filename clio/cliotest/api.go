@@ -83,6 +83,12 @@ func (f *Fake) api(w http.ResponseWriter, r *http.Request, resource string) {
 		writeOversized(w, faults.OversizeBytes)
 		return
 	}
+	f.dataMu.RLock()
+	defer f.dataMu.RUnlock()
+	if f.serveWebhooks(w, r, resource) {
+		return
+	}
+
 	if f.serveWrite(w, r, resource) {
 		return
 	}
@@ -187,6 +193,29 @@ func ts(t time.Time) any {
 	return t.UTC().Format(time.RFC3339)
 }
 
+// updatedSince reads the updated_since filter (ISO 8601); zero when absent.
+func updatedSince(w http.ResponseWriter, r *http.Request) (time.Time, bool) {
+	s := r.URL.Query().Get("updated_since")
+	if s == "" {
+		return time.Time{}, true
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		writeAPIError(w, http.StatusUnprocessableEntity, "ArgumentError", "updated_since must be an ISO 8601 time")
+		return time.Time{}, false
+	}
+	return t, true
+}
+
+// updatedAt is a record's updated_at as ts shows it (a zero time reads as the
+// fixture's base date).
+func updatedAt(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
+	}
+	return t
+}
+
 func etag(id int64) string { return fmt.Sprintf(`"%d-1"`, id) }
 
 func (f *Fake) contactByID(id int64) *Contact {
@@ -240,7 +269,7 @@ func cmpOr(a, b string) string {
 
 // searchText is what `query` matches: names, title, emails, addresses, phone
 // strings as typed, company name, related matter names.
-func (f *Fake) searchText(c *Contact) string {
+func (f *Fake) searchText(c *Contact, matters map[int64][]string) string {
 	parts := []string{c.displayName(), c.FirstName, c.LastName, c.Title}
 	for _, p := range c.Phones {
 		parts = append(parts, p.Number)
@@ -254,11 +283,7 @@ func (f *Fake) searchText(c *Contact) string {
 	if co := f.contactByID(c.CompanyID); co != nil && c.CompanyID != 0 {
 		parts = append(parts, co.displayName())
 	}
-	for _, m := range f.fx.Matters {
-		if m.ClientID == c.ID {
-			parts = append(parts, m.DisplayNumber, m.Description)
-		}
-	}
+	parts = append(parts, matters[c.ID]...)
 	return strings.ToLower(strings.Join(parts, "\x00"))
 }
 
@@ -278,6 +303,15 @@ func (f *Fake) listContacts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	needle := strings.ToLower(strings.TrimSpace(q.Get("query")))
+	since, ok := updatedSince(w, r)
+	if !ok {
+		return
+	}
+	// Related matter names, by client (once per request, not per contact).
+	matterText := map[int64][]string{}
+	for _, m := range f.fx.Matters {
+		matterText[m.ClientID] = append(matterText[m.ClientID], m.DisplayNumber, m.Description)
+	}
 	var recs []map[string]any
 	f.mu.Lock()
 	cs := slices.Clone(f.contacts)
@@ -290,7 +324,10 @@ func (f *Fake) listContacts(w http.ResponseWriter, r *http.Request) {
 		if typ != "" && cmpOr(c.Type, "Person") != typ {
 			continue
 		}
-		if needle != "" && !strings.Contains(f.searchText(c), needle) {
+		if needle != "" && !strings.Contains(f.searchText(c, matterText), needle) {
+			continue
+		}
+		if !since.IsZero() && updatedAt(c.UpdatedAt).Before(since) {
 			continue
 		}
 		recs = append(recs, f.contactRecord(c))
@@ -377,6 +414,10 @@ func (f *Fake) listMatters(w http.ResponseWriter, r *http.Request) {
 	if !ok1 || !ok2 || !ok3 {
 		return
 	}
+	since, ok := updatedSince(w, r)
+	if !ok {
+		return
+	}
 	ms := make([]*Matter, 0, len(f.fx.Matters))
 	for i := range f.fx.Matters {
 		m := &f.fx.Matters[i]
@@ -384,7 +425,8 @@ func (f *Fake) listMatters(w http.ResponseWriter, r *http.Request) {
 		case clientID != 0 && m.ClientID != clientID,
 			staffID != 0 && m.ResponsibleStaffID != staffID,
 			attID != 0 && m.ResponsibleAttorneyID != attID,
-			statuses != nil && !slices.Contains(statuses, strings.ToLower(m.Status)):
+			statuses != nil && !slices.Contains(statuses, strings.ToLower(m.Status)),
+			!since.IsZero() && updatedAt(m.UpdatedAt).Before(since):
 			continue
 		}
 		ms = append(ms, m)

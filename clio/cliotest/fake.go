@@ -18,6 +18,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -79,6 +80,11 @@ type Fake struct {
 	users    map[int64]*User
 	contacts []*Contact
 	writes   *writeStore // write-back resources (writeback.go), made on first use
+
+	// dataMu guards the records against the change helpers of webhooks.go:
+	// requests read under RLock.
+	dataMu sync.RWMutex
+	hooks  *hookState
 }
 
 type tokenInfo struct {
@@ -113,6 +119,10 @@ func New(fx *Fixture, o Options) *Fake {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	// A private copy: the change helpers must not write into the caller's fixture.
+	cp := *fx
+	cp.Contacts, cp.Matters, cp.Users = slices.Clone(fx.Contacts), slices.Clone(fx.Matters), slices.Clone(fx.Users)
+	fx = &cp
 	f := &Fake{
 		opt: o, fx: fx,
 		access: map[string]tokenInfo{}, refresh: map[string]bool{}, codes: map[string]codeInfo{},

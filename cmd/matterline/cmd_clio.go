@@ -107,7 +107,8 @@ plain text before a key was set.`,
 		"Connect to Clio, see the connection's state, look callers up, list staff and the write-back outbox.",
 		"  matterline clio connect\n  matterline clio status\n  matterline clio lookup +12175552171",
 		connect, status, disconnect, lookup, staff, reseal,
-		c.newClioOutboxCmd())
+		c.newClioOutboxCmd(),
+		c.newClioSyncCmd())
 }
 
 // clioEnv is what every clio subcommand opens.
@@ -328,7 +329,15 @@ func (c *cli) clioLookup(ctx context.Context, number string, asJSON, noCache boo
 	}
 	r := svc.LookupWith(ctx, number, clio.LookupOptions{NoCache: noCache})
 	if asJSON {
-		b, err := r.MarshalContract()
+		// The contract object plus where the answer came from (index, cache, clio).
+		v := struct {
+			lookup.Contract
+			Source string `json:"source,omitempty"`
+		}{Contract: r.Contract()}
+		if r.Source != lookup.SourceUnknown {
+			v.Source = r.Source.String()
+		}
+		b, err := json.Marshal(v)
 		if err != nil {
 			return err
 		}
@@ -363,6 +372,9 @@ func printResult(out io.Writer, r lookup.Result) {
 	}
 	if r.Cached {
 		fmt.Fprintf(w, "cached:\tyes\n")
+	}
+	if r.Source != lookup.SourceUnknown {
+		fmt.Fprintf(w, "source:\t%s\n", r.Source)
 	}
 	_ = w.Flush()
 }

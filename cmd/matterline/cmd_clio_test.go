@@ -93,12 +93,14 @@ func (c *clioCLI) ok(args ...string) string {
 func TestClioLookupCLI(t *testing.T) {
 	c := newClioCLI(t, "  access_token: demo-token\n")
 	out := c.ok("clio", "lookup", "+12175552171", "--json")
-	want := `{"status":"found","contact":{"id":1001,"name":"Ada Quist"},"matter":{"id":101,"display_number":"00101-Quist"},"responsible_staff":{"id":501,"name":"Felix Dubinsky"}}` + "\n"
+	const found = `{"status":"found","contact":{"id":1001,"name":"Ada Quist"},"matter":{"id":101,"display_number":"00101-Quist"},"responsible_staff":{"id":501,"name":"Felix Dubinsky"}`
+	want := found + `,"source":"clio"}` + "\n"
 	if out != want {
 		t.Fatalf("lookup --json\n got %s\nwant %s", out, want)
 	}
 	// Cached now: no request; --no-cache asks again. Flags in any order.
 	before := c.srv.Requests()
+	want = found + `,"source":"cache"}` + "\n"
 	if out := c.ok("clio", "lookup", "--json", "(217) 555-2171"); out != want || c.srv.Requests() != before {
 		t.Errorf("cached lookup: %s (%d requests)", out, c.srv.Requests()-before)
 	}
@@ -358,5 +360,33 @@ func TestRulesAddFromClioUserAgainstFake(t *testing.T) {
 	}
 	if r["staff"] != "Felix Dubinsky" || r["staff_id"] != float64(501) || r["to"] != "+12175550101" || r["mode"] != "warm" {
 		t.Errorf("rule from clio user: %v", r)
+	}
+}
+
+// `clio sync` builds the index; with clio.index on, `clio lookup` answers from
+// it without a request.
+func TestClioSyncCLI(t *testing.T) {
+	c := newClioCLI(t, "  access_token: demo-token\n  index: true\n")
+	out := c.ok("clio", "sync", "--json")
+	var sum struct {
+		Contacts, Matters, Requests int
+		Ready, Resumed              bool
+		IndexEnabled                bool `json:"index_enabled"`
+	}
+	if err := json.Unmarshal([]byte(out), &sum); err != nil {
+		t.Fatalf("sync --json: %v\n%s", err, out)
+	}
+	if sum.Contacts == 0 || sum.Matters == 0 || !sum.Ready || sum.Resumed || !sum.IndexEnabled || sum.Requests < 2 {
+		t.Fatalf("summary: %s", out)
+	}
+	before := c.srv.Requests()
+	out = c.ok("clio", "lookup", "+12175552171", "--json")
+	if !strings.Contains(out, `"status":"found"`) || !strings.HasSuffix(out, `,"source":"index"}`+"\n") || c.srv.Requests() != before {
+		t.Fatalf("lookup after sync: %s (%d requests)", out, c.srv.Requests()-before)
+	}
+	// Text output; stderr is no terminal: no progress line.
+	out, errs, code := c.run(context.Background(), "clio", "sync")
+	if code != 0 || !strings.HasPrefix(out, "Synced: ") || errs != "" {
+		t.Fatalf("sync: %d %q %q", code, out, errs)
 	}
 }

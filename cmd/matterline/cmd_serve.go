@@ -120,6 +120,8 @@ type app struct {
 	trace   *tracer
 	httpLn  net.Listener
 	notify  *sdnotify.Notifier
+	// clioHook receives Clio's webhook deliveries (clio.index with clio.webhook_url).
+	clioHook http.Handler
 }
 
 // HTTPAddr is the bound HTTP address.
@@ -181,6 +183,12 @@ func serve(ctx context.Context, s stdio, cfg *config.Config, cfgPath string, rea
 		return err
 	}
 	defer wb.Close()
+	hook, stopIndexer, err := startIndexer(runCtx, cfg, lk, log)
+	if err != nil {
+		return err
+	}
+	defer stopIndexer()
+	a.clioHook = hook
 
 	// The trace is switched on to be read: it logs whatever log.level says.
 	traceLog := newLogger(config.Log{Level: "debug", Format: cfg.Log.Format}, s.err)
@@ -319,6 +327,7 @@ func (a *app) startHTTP(ctx context.Context, db *sql.DB) (stop func(), err error
 		SIPTrace:     a.trace,
 		Metrics:      a.metrics.Handler(),
 		ClioConnect:  oauth,
+		ClioWebhook:  a.clioHook,
 		Logger:       a.log,
 		Zone:         a.rules.Rules().Zone(),
 	})
@@ -344,6 +353,10 @@ func (a *app) startHTTP(ctx context.Context, db *sql.DB) (stop func(), err error
 func allowedHosts(cfg *config.Config) []string {
 	hosts := append([]string(nil), cfg.HTTP.AllowedHosts...)
 	if u, err := url.Parse(cfg.Clio.RedirectURL); err == nil && u.Host != "" {
+		hosts = append(hosts, u.Host)
+	}
+	// Clio's webhook deliveries name the public host of clio.webhook_url.
+	if u, err := url.Parse(cfg.Clio.WebhookURL); err == nil && u.Host != "" && cfg.Clio.Index {
 		hosts = append(hosts, u.Host)
 	}
 	return hosts

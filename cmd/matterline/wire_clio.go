@@ -58,6 +58,8 @@ type clioDeps struct {
 	storage *clio.Storage
 	conn    *clio.Connection // set when client credentials or stored tokens exist
 	client  *clio.Client     // nil without a token and without app credentials
+	// index is the local phone index (clio.index), nil when off.
+	index *clio.Index
 	// tokenErr is why stored tokens could not be read (sealed with a key this
 	// process does not hold); Clio then stays unconnected instead of failing.
 	tokenErr error
@@ -138,6 +140,11 @@ func newClio(ctx context.Context, cfg *config.Config, db *sql.DB, log *slog.Logg
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Clio.Index {
+		if _, err := openClioIndex(ctx, cfg, d, log); err != nil {
+			return nil, err
+		}
+	}
 	return d, nil
 }
 
@@ -148,7 +155,7 @@ func newClioService(cfg *config.Config, d *clioDeps, log *slog.Logger) (*clio.Se
 		Client: d.client, Storage: d.storage, DefaultCountry: c.DefaultCountry,
 		CacheTTL: c.CacheTTL.D(), NegativeTTL: c.NegativeTTL.D(), LookupTimeout: c.LookupTimeout.D(),
 		MaxPages: c.MaxPages, BreakerFailures: c.BreakerFailures, BreakerCooldown: c.BreakerCooldown.D(),
-		RateLimitReserve: c.RateLimitReserve, Logger: log,
+		RateLimitReserve: c.RateLimitReserve, Logger: log, Index: d.index,
 	}
 	var err error
 	if o.Match, err = clio.ParseMatchMode(c.Match); err != nil {
