@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-func send(t *testing.T, s *Server, method, path, body string) (int, map[string]any) {
+func sendHook(t *testing.T, s *Server, method, path, body string) (int, map[string]any) {
 	t.Helper()
 	req, _ := http.NewRequest(method, s.URL+path, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer tok")
@@ -57,16 +57,16 @@ func TestFakeWebhooks(t *testing.T) {
 		"expires too far":   {body(recv.URL, "contact", `["updated"]`, "id", time.Now().Add(40*24*time.Hour).UTC().Format(time.RFC3339)), 422},
 		"no data":           {`{}`, 400},
 	} {
-		if code, _ := send(t, s, "POST", "/api/v4/webhooks.json", tc.body); code != tc.want {
+		if code, _ := sendHook(t, s, "POST", "/api/v4/webhooks.json", tc.body); code != tc.want {
 			t.Errorf("%s: %d, want %d", name, code, tc.want)
 		}
 	}
 	s.SetWebhooksPermission(false)
-	if code, _ := send(t, s, "POST", "/api/v4/webhooks.json", body(recv.URL, "contact", `["updated"]`, "id,name", exp)); code != 403 {
+	if code, _ := sendHook(t, s, "POST", "/api/v4/webhooks.json", body(recv.URL, "contact", `["updated"]`, "id,name", exp)); code != 403 {
 		t.Fatalf("without the permission: %d", code)
 	}
 	s.SetWebhooksPermission(true)
-	code, m := send(t, s, "POST", "/api/v4/webhooks.json", body(recv.URL, "contact", `["created","updated","deleted"]`, "id,name,phone_numbers{number}", exp))
+	code, m := sendHook(t, s, "POST", "/api/v4/webhooks.json", body(recv.URL, "contact", `["created","updated","deleted"]`, "id,name,phone_numbers{number}", exp))
 	if code != 201 {
 		t.Fatalf("create: %d %v", code, m)
 	}
@@ -78,7 +78,7 @@ func TestFakeWebhooks(t *testing.T) {
 	id := hooks[0].ID
 	// Renewal.
 	later := time.Now().Add(30 * 24 * time.Hour).UTC().Truncate(time.Second)
-	if code, _ := send(t, s, "PATCH", "/api/v4/webhooks/"+itoa(id)+".json", `{"data":{"expires_at":"`+later.Format(time.RFC3339)+`"}}`); code != 200 || !s.Hooks()[0].ExpiresAt.Equal(later) {
+	if code, _ := sendHook(t, s, "PATCH", "/api/v4/webhooks/"+itoa(id)+".json", `{"data":{"expires_at":"`+later.Format(time.RFC3339)+`"}}`); code != 200 || !s.Hooks()[0].ExpiresAt.Equal(later) {
 		t.Fatalf("renew: %d %v", code, s.Hooks()[0].ExpiresAt)
 	}
 	// A change delivered, signed.
@@ -95,7 +95,7 @@ func TestFakeWebhooks(t *testing.T) {
 	if got := ids(r); len(got) != 1 || got[0] != 1 {
 		t.Fatalf("updated_since: %v", got)
 	}
-	if code, _ := send(t, s, "DELETE", "/api/v4/webhooks/"+itoa(id)+".json", ""); code != 204 || len(s.Hooks()) != 0 {
+	if code, _ := sendHook(t, s, "DELETE", "/api/v4/webhooks/"+itoa(id)+".json", ""); code != 204 || len(s.Hooks()) != 0 {
 		t.Fatalf("delete: %d", code)
 	}
 }
