@@ -15,6 +15,7 @@ import (
 	"github.com/matterline/matterline/config"
 	"github.com/matterline/matterline/records"
 	"github.com/matterline/matterline/store"
+	"github.com/matterline/matterline/writeback"
 )
 
 // TestDocCommands runs every matterline and curl command shown in a shell code
@@ -300,6 +301,24 @@ func (e *docEnv) seed(t *testing.T) {
 	if err := st.SaveToken(ctx, clio.StoredToken{Region: clio.RegionUS, AccessToken: docOAuthToken,
 		RefreshToken: "docs-refresh", Expiry: time.Now().Add(24 * time.Hour)}); err != nil {
 		t.Fatal(err)
+	}
+	// The write-back outbox of clio.md's example: a call's communication and
+	// task done, its time entry failed.
+	ob, err := writeback.Open(ctx, db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ob.Enqueue(ctx, []writeback.Item{{CallID: "call-1", Kind: writeback.KindCommunication},
+		{CallID: "call-1", Kind: writeback.KindTimeEntry}, {CallID: "call-1", Kind: writeback.KindTask}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`UPDATE clio_outbox SET state = 'done', attempts = 1, clio_id = 9000 + id WHERE kind <> 'time_entry'`,
+		`UPDATE clio_outbox SET state = 'failed', attempts = 1, error = 'Clio app lacks Activities read/write: grant the Activities permission' WHERE kind = 'time_entry'`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
 	}
 	db.Close()
 	rec := recordsEnv{db: cfg.Store.Path, messages: filepath.Join(e.state, "messages")}
