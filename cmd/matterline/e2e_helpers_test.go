@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/matterline/matterline/clio/cliotest"
 	"github.com/matterline/matterline/config"
 	"github.com/matterline/matterline/events"
 	"github.com/matterline/matterline/media"
@@ -79,6 +80,7 @@ type e2eServer struct {
 	sipUDP string     // 127.0.0.1:PORT
 	base   string     // http://127.0.0.1:PORT
 	token  string
+	clio   *cliotest.Server // the sandbox Clio
 }
 
 // startE2E starts a server and stops it (hang up now) at the end of the test.
@@ -118,11 +120,11 @@ func startE2E(t *testing.T, o e2eOptions) *e2eServer {
 	}
 	logs := &lockedBuffer{}
 	log := newLogger(cfg.Log, logs)
-	stopClio, err := startDemoClio(cfg, log)
+	clioSrv, err := startDemoClioServer(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(stopClio)
+	t.Cleanup(clioSrv.Close)
 	if o.configure != nil {
 		o.configure(cfg)
 	}
@@ -132,7 +134,7 @@ func startE2E(t *testing.T, o e2eOptions) *e2eServer {
 
 	ctx, cancel := context.WithCancelCause(context.Background())
 	ctx, cancelLimit := context.WithTimeout(ctx, e2eServeLimit)
-	s := &e2eServer{t: t, cfg: cfg, logs: logs, cancel: cancel, served: make(chan error, 1), token: o.token}
+	s := &e2eServer{t: t, cfg: cfg, logs: logs, cancel: cancel, served: make(chan error, 1), token: o.token, clio: clioSrv}
 	ready := make(chan *app, 1)
 	go func() {
 		s.served <- serve(ctx, stdio{out: io.Discard, err: logs}, cfg, "", func(a *app) { ready <- a })

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -136,5 +138,93 @@ func TestE2EWritebackBridgedCall(t *testing.T) {
 		if got[k] != 1 {
 			t.Errorf("%s = %v, want 1", k, got[k])
 		}
+	}
+}
+
+// TestE2EWritebackMessage: nobody answers Ada's warm transfer, she leaves a
+// message: the sandbox Clio gets a communication, a callback task for Felix (her
+// matter's responsible staff) and the message as a document whose bytes are the
+// recorded WAV; no time entry (nobody talked).
+func TestE2EWritebackMessage(t *testing.T) {
+	t.Parallel()
+	nobody, err := phone.NewCallee(phone.CalleeConfig{Name: "nobody", Number: "+12175550109", RingDelay: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = nobody.Close() })
+	s := startE2E(t, e2eOptions{outboundProxy: "sip:" + nobody.Addr().String(), shortPrompts: true, configure: func(c *config.Config) {
+		c.IVR.Menu = map[string]string{"1": "rule:nobody"}
+		c.Transfer.MessageMax = config.Duration(1500 * time.Millisecond)
+		c.Transfer.MessageSilence = config.Duration(time.Second)
+		c.Clio.Writeback = config.ClioWriteback{Communication: true, TimeEntry: true, Task: true, Document: true,
+			TaskPriority: "High", TaskDueDays: 1, Reserve: 10}
+	}})
+	s.addRule(map[string]any{"name": "nobody", "to": "+12175550109", "mode": "warm", "ring_timeout": "1s",
+		"unavailable": "message"})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ada := newE2ECaller(t, e2eCaller, e2eCallerName, false, nil)
+	call := s.dial(ada)
+	if err := call.SendDTMF(ctx, '1'); err != nil {
+		t.Fatal(err)
+	}
+	if err := call.StartVoice(1000); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-call.Done():
+	case <-ctx.Done():
+		t.Fatal("the message call did not end")
+	}
+	s.waitIdle()
+	rec := s.record(call.ID())
+	if rec.Outcome != records.OutcomeMessage {
+		t.Fatalf("record outcome %s, want message", rec.Outcome)
+	}
+	waitFor(t, "communication, task and document in the sandbox Clio", func() bool {
+		docs := s.clio.Documents()
+		return len(s.clio.Communications()) == 1 && len(s.clio.Tasks()) == 1 && len(docs) == 1 && docs[0].FullyUploaded
+	})
+	if n := len(s.clio.Activities()); n != 0 {
+		t.Errorf("%d time entries for a call nobody took, want 0", n)
+	}
+	task := s.clio.Tasks()[0]
+	if task.Assignee == nil || task.Assignee.ID != 501 || task.Priority != "High" || task.Matter == nil || task.Matter.ID != 101 {
+		t.Errorf("task %+v (assignee %+v), want Felix (501), High, matter 101", task, task.Assignee)
+	}
+	var msgs struct {
+		Messages []struct {
+			ID int64 `json:"id"`
+		} `json:"messages"`
+	}
+	s.api("GET", "/v1/messages", nil, http.StatusOK, &msgs)
+	if len(msgs.Messages) != 1 {
+		t.Fatalf("messages: %+v", msgs.Messages)
+	}
+	db, err := store.Open(s.cfg.Store.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ms, err := records.NewMessageStore(ctx, db, s.cfg.Transfer.MessagesDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := ms.Get(ctx, msgs.Messages[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, err := ms.Path(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wav, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := s.clio.Documents()[0]
+	if !bytes.Equal(doc.Data, wav) || doc.ContentType != "audio/wav" || doc.CommunicationID != s.clio.Communications()[0].ID {
+		t.Errorf("document: %d bytes (%s, communication %d), want the %d-byte WAV linked to communication %d",
+			len(doc.Data), doc.ContentType, doc.CommunicationID, len(wav), s.clio.Communications()[0].ID)
 	}
 }

@@ -286,6 +286,16 @@ func clioOAuthHandler(ctx context.Context, cfg *config.Config, db *sql.DB, log *
 // points cfg's Clio connection at it with the fixture's static token. It is not
 // a real Clio and says so in the log. stop shuts it down.
 func startDemoClio(cfg *config.Config, log *slog.Logger) (stop func(), err error) {
+	srv, err := startDemoClioServer(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	return srv.Close, nil
+}
+
+// startDemoClioServer is startDemoClio returning the fake itself (tests read
+// what was written to it).
+func startDemoClioServer(cfg *config.Config, log *slog.Logger) (*cliotest.Server, error) {
 	f, err := configs.Demo.Open(configs.DemoClioFixture)
 	if err != nil {
 		return nil, fmt.Errorf("demo clio fixture: %w", err)
@@ -302,5 +312,5 @@ func startDemoClio(cfg *config.Config, log *slog.Logger) (stop func(), err error
 	cfg.Clio.BaseURL, cfg.Clio.AccessToken = srv.URL, fx.Tokens[0]
 	log.Warn("SANDBOX: using the built-in fake Clio with demo data, not a real Clio account",
 		"url", srv.URL, "contacts", len(fx.Contacts), "matters", len(fx.Matters), "demo_caller", "+12175552171")
-	return srv.Close, nil
+	return srv, nil
 }
