@@ -6,8 +6,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-	"sort"
 	"strings"
 	"time"
 
@@ -30,20 +28,11 @@ var migrationFS embed.FS
 // Migrations returns the embedded schema migrations, in order. They are
 // append-only: a released file is never edited, a change is a new file.
 func Migrations() ([]string, error) {
-	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	m, err := store.ReadMigrations(migrationFS, "migrations")
 	if err != nil {
-		return nil, fmt.Errorf("records: list migrations: %w", err)
+		return nil, fmt.Errorf("records: %w", err)
 	}
-	sort.Strings(names)
-	out := make([]string, 0, len(names))
-	for _, n := range names {
-		b, err := migrationFS.ReadFile(n)
-		if err != nil {
-			return nil, fmt.Errorf("records: read migration %s: %w", n, err)
-		}
-		out = append(out, string(b))
-	}
-	return out, nil
+	return m, nil
 }
 
 // Migrate creates or upgrades the records tables in db. It is safe to call more

@@ -6,9 +6,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,20 +29,11 @@ var (
 
 // Migrations returns the embedded schema migrations in order.
 func Migrations() ([]string, error) {
-	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	m, err := store.ReadMigrations(migrationFS, "migrations")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("routing: %w", err)
 	}
-	sort.Strings(names)
-	out := make([]string, 0, len(names))
-	for _, n := range names {
-		b, err := migrationFS.ReadFile(n)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, string(b))
-	}
-	return out, nil
+	return m, nil
 }
 
 // Migrate applies routing's migrations to db.

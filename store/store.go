@@ -9,9 +9,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
+	"sort"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -69,6 +72,25 @@ func Open(path string) (*sql.DB, error) {
 		}
 	}
 	return db, nil
+}
+
+// ReadMigrations returns the .sql files of dir in fsys (a package's embedded
+// migrations directory), in name order: the list Migrate takes.
+func ReadMigrations(fsys fs.FS, dir string) ([]string, error) {
+	names, err := fs.Glob(fsys, path.Join(dir, "*.sql"))
+	if err != nil {
+		return nil, fmt.Errorf("list migrations: %w", err)
+	}
+	sort.Strings(names)
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		b, err := fs.ReadFile(fsys, n)
+		if err != nil {
+			return nil, fmt.Errorf("read migration %s: %w", n, err)
+		}
+		out = append(out, string(b))
+	}
+	return out, nil
 }
 
 // Migrate applies, in order and each in its own transaction, the migrations of one

@@ -7,8 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"sort"
 	"strings"
 	"time"
 
@@ -29,20 +27,11 @@ var migrationFS embed.FS
 
 // Migrations returns the embedded schema migrations in order (append-only).
 func Migrations() ([]string, error) {
-	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	m, err := store.ReadMigrations(migrationFS, "migrations")
 	if err != nil {
-		return nil, fmt.Errorf("writeback: list migrations: %w", err)
+		return nil, fmt.Errorf("writeback: %w", err)
 	}
-	sort.Strings(names)
-	out := make([]string, 0, len(names))
-	for _, n := range names {
-		b, err := migrationFS.ReadFile(n)
-		if err != nil {
-			return nil, fmt.Errorf("writeback: read migration %s: %w", n, err)
-		}
-		out = append(out, string(b))
-	}
-	return out, nil
+	return m, nil
 }
 
 // Item is one outbox row. Its JSON is the `matterline clio outbox --json` item:
