@@ -118,22 +118,8 @@ func openClioIndex(ctx context.Context, cfg *config.Config, d *clioDeps, log *sl
 	o := clio.IndexOptions{Storage: d.storage, Client: d.client, DefaultCountry: c.DefaultCountry,
 		RateLimitReserve: c.RateLimitReserve, Logger: log}
 	var err error
-	if o.MatterPolicy, err = clio.ParseMatterPolicy(c.MatterPolicy); err != nil {
+	if o.MatterPolicy, o.MatterStatus, o.StaffPreference, err = matterPolicy(c); err != nil {
 		return nil, err
-	}
-	for _, s := range c.MatterStatus {
-		ms, err := clio.ParseMatterStatus(s)
-		if err != nil {
-			return nil, err
-		}
-		o.MatterStatus = append(o.MatterStatus, ms)
-	}
-	for _, s := range c.StaffPreference {
-		f, err := clio.ParseStaffField(s)
-		if err != nil {
-			return nil, err
-		}
-		o.StaffPreference = append(o.StaffPreference, f)
 	}
 	d.index, err = clio.OpenIndex(ctx, o)
 	return d.index, err

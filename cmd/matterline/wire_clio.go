@@ -161,24 +161,33 @@ func newClioService(cfg *config.Config, d *clioDeps, log *slog.Logger) (*clio.Se
 	if o.Match, err = clio.ParseMatchMode(c.Match); err != nil {
 		return nil, err
 	}
-	if o.MatterPolicy, err = clio.ParseMatterPolicy(c.MatterPolicy); err != nil {
+	if o.MatterPolicy, o.MatterStatus, o.StaffPreference, err = matterPolicy(c); err != nil {
 		return nil, err
+	}
+	return clio.NewService(o), nil
+}
+
+// matterPolicy reads how a contact's matter and staff member are picked: the
+// lookup and the phone index must pick alike.
+func matterPolicy(c config.Clio) (p clio.MatterPolicy, status []clio.MatterStatus, staff []clio.StaffField, err error) {
+	if p, err = clio.ParseMatterPolicy(c.MatterPolicy); err != nil {
+		return p, nil, nil, err
 	}
 	for _, s := range c.MatterStatus {
 		ms, err := clio.ParseMatterStatus(s)
 		if err != nil {
-			return nil, err
+			return p, nil, nil, err
 		}
-		o.MatterStatus = append(o.MatterStatus, ms)
+		status = append(status, ms)
 	}
 	for _, s := range c.StaffPreference {
 		f, err := clio.ParseStaffField(s)
 		if err != nil {
-			return nil, err
+			return p, nil, nil, err
 		}
-		o.StaffPreference = append(o.StaffPreference, f)
+		staff = append(staff, f)
 	}
-	return clio.NewService(o), nil
+	return p, status, staff, nil
 }
 
 // openLookup builds the caller lookup of the configuration: Clio with its SQLite
