@@ -2,6 +2,8 @@ package sip
 
 import (
 	"context"
+	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -316,4 +318,63 @@ func TestAgentValue(t *testing.T) {
 			t.Errorf("agentValue(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// A REFER with the agent leg's Call-ID and tags from a stranger (127.0.0.2:
+// neither a trusted source nor the agent) is refused 403 by the in-dialog source
+// check; the caller stays with the agent.
+func TestAgentReferFromStrangerRefused(t *testing.T) {
+	attacker, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP("127.0.0.2")})
+	if err != nil {
+		t.Skipf("no 127.0.0.2 on this machine: %v", err)
+	}
+	defer attacker.Close()
+	attorney := newCallee(t, phone.AnswerOptions{})
+	agent := newAgentPeer(t, 0)
+	cfg := agentConfig(agent.uri(), AgentModeFirst)
+	cfg.TrustedSources = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	e := newEnv(t, cfg, WithRouter(ruleRouter{agentRules(t, attorney)}), WithLookup(quistLookup()))
+	c := e.answered(phone.InviteOptions{From: testCaller})
+	ac, err := agent.callee.Next(ctxT(t, 10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitState(c.CallID, StateAgent)
+	leg := e.srv.legs.get(ac.ID())
+	if leg == nil {
+		t.Fatal("no agent leg")
+	}
+	srv, err := net.ResolveUDPAddr("udp", e.udp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	me := attacker.LocalAddr().String()
+	msg := "REFER sip:matterline@" + e.udp + " SIP/2.0\r\n" +
+		"Via: SIP/2.0/UDP " + me + ";branch=z9hG4bKreferevil\r\n" +
+		"From: <" + leg.dlg.remote.String() + ">;tag=" + leg.dlg.remoteTag + "\r\n" +
+		"To: <" + leg.dlg.local.String() + ">;tag=" + leg.dlg.localTag + "\r\n" +
+		"Call-ID: " + ac.ID() + "\r\n" +
+		"CSeq: 900 REFER\r\n" +
+		"Contact: <sip:evil@" + me + ">\r\n" +
+		"Refer-To: <sip:rule-felix@" + e.udp + ">\r\n" +
+		"Content-Length: 0\r\n\r\n"
+	if _, err := attacker.WriteToUDP([]byte(msg), srv); err != nil {
+		t.Fatal(err)
+	}
+	_ = attacker.SetReadDeadline(time.Now().Add(3 * time.Second))
+	buf := make([]byte, 4096)
+	n, _, err := attacker.ReadFromUDP(buf)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	if got := string(buf[:n]); !strings.HasPrefix(got, "SIP/2.0 403") {
+		t.Fatalf("REFER from a stranger: %q, want 403", strings.SplitN(got, "\r\n", 2)[0])
+	}
+	if s := e.onlyCall(); s.State != StateAgent || len(s.Intents) != 0 {
+		t.Fatalf("call after the attack: %+v", s)
+	}
+	if _, err := c.Bye(ctxT(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	e.waitIdle()
 }
