@@ -32,6 +32,7 @@ type Config struct {
 	Firm     Firm     `yaml:"firm"`
 	Log      Log      `yaml:"log"`
 	HEP      HEP      `yaml:"hep"`
+	Agent    Agent    `yaml:"agent"`
 	// DrainTimeout is how long SIGTERM waits for calls to finish before BYE.
 	DrainTimeout Duration `yaml:"drain_timeout"`
 }
@@ -305,6 +306,7 @@ func Default() Config {
 		Firm:         Firm{TimeZone: "America/New_York"},
 		Log:          Log{Level: "info", Format: "text"},
 		HEP:          HEP{AgentID: 2001},
+		Agent:        Agent{Mode: "off"},
 		DrainTimeout: Duration(30 * time.Second),
 	}
 }

@@ -360,6 +360,9 @@ func (c *Config) Validate() error {
 			return bad("hep.address", "want HOST:PORT, got %q", c.HEP.Address)
 		}
 	}
+	if err := c.Agent.validate(); err != nil { // agent.go
+		return err
+	}
 	return nil
 }
 

@@ -49,6 +49,13 @@ type CallRecord struct {
 
 	Outcome   Outcome   `json:"outcome"`
 	EndReason EndReason `json:"end_reason"`
+
+	// Agent: the call was offered to the voice-AI agent (agent.mode); AgentMS is
+	// how long the caller was bridged to it; AgentTransfer the intent of the
+	// transfer it asked for and matterline accepted ("" = none).
+	Agent         bool   `json:"agent,omitempty"`
+	AgentMS       int64  `json:"agent_ms,omitempty"`
+	AgentTransfer string `json:"agent_transfer,omitempty"`
 }
 
 // SetLookup copies the lookup status and the Clio ids (never the names) of res.
@@ -167,7 +174,7 @@ func NewCallStore(ctx context.Context, db *sql.DB) (*CallStore, error) {
 
 const callColumns = `id, sip_call_id, start_time, answer_time, end_time, caller, called,
 	lookup_status, contact_id, matter_id, staff_id, intents, rule, mode, destination,
-	decision_reason, outcome, end_reason`
+	decision_reason, outcome, end_reason, agent, agent_ms, agent_transfer`
 
 // Upsert writes rec as the one row of its call. Writing the same call (same ID and
 // CallID) again replaces the row, so a retried write is harmless; an in-progress
@@ -186,7 +193,7 @@ func (s *CallStore) Upsert(ctx context.Context, rec CallRecord) error {
 		return fmt.Errorf("records: encode intents: %w", err)
 	}
 	_, err = s.db.ExecContext(ctx, `INSERT INTO call_records (`+callColumns+`, ring_ms, talk_ms)
-		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 		ON CONFLICT (sip_call_id, id) DO UPDATE SET
 			start_time=excluded.start_time, answer_time=excluded.answer_time,
 			end_time=excluded.end_time, caller=excluded.caller, called=excluded.called,
@@ -195,12 +202,14 @@ func (s *CallStore) Upsert(ctx context.Context, rec CallRecord) error {
 			intents=excluded.intents, rule=excluded.rule, mode=excluded.mode,
 			destination=excluded.destination, decision_reason=excluded.decision_reason,
 			outcome=excluded.outcome, end_reason=excluded.end_reason,
-			ring_ms=excluded.ring_ms, talk_ms=excluded.talk_ms
+			ring_ms=excluded.ring_ms, talk_ms=excluded.talk_ms,
+			agent=excluded.agent, agent_ms=excluded.agent_ms, agent_transfer=excluded.agent_transfer
 		WHERE excluded.outcome <> 'in_progress' OR call_records.outcome = 'in_progress'`,
 		rec.ID, rec.CallID, formatTime(rec.Start), nullTime(rec.Answer), nullTime(rec.End),
 		rec.Caller, rec.Called, rec.Lookup.String(), nullID(rec.ContactID), nullID(rec.MatterID),
 		nullID(rec.StaffID), string(ij), rec.Rule, rec.Mode.String(), rec.Destination,
 		string(rec.Reason), rec.Outcome.String(), rec.EndReason.String(),
+		rec.Agent, max(rec.AgentMS, 0), rec.AgentTransfer,
 		rec.RingDuration().Milliseconds(), rec.TalkDuration().Milliseconds())
 	if err != nil {
 		return fmt.Errorf("records: write call %s: %w", rec.ID, err)
@@ -324,7 +333,7 @@ func scanCall(sc scanner) (CallRecord, error) {
 	)
 	if err := sc.Scan(&rec.ID, &rec.CallID, &start, &answer, &end, &rec.Caller, &rec.Called,
 		&status, &contactID, &matterID, &staffID, &intents, &rec.Rule, &mode, &rec.Destination,
-		&reason, &outcome, &endReason); err != nil {
+		&reason, &outcome, &endReason, &rec.Agent, &rec.AgentMS, &rec.AgentTransfer); err != nil {
 		return CallRecord{}, err
 	}
 	var err error

@@ -111,9 +111,17 @@ func TestMigrationKeepsV1Rows(t *testing.T) {
 	if err := store.Migrate(ctx, db, Component, m[:1]); err != nil {
 		t.Fatal(err)
 	}
-	old := &CallStore{db: db}
+	// The row as a v1 release wrote it (the store's own Upsert knows later columns).
 	want := sampleCall()
-	if err := old.Upsert(ctx, want); err != nil {
+	if _, err := db.ExecContext(ctx, `INSERT INTO call_records (id, sip_call_id, start_time, answer_time,
+		end_time, caller, called, lookup_status, contact_id, matter_id, staff_id, intents, rule, mode,
+		destination, decision_reason, outcome, end_reason, ring_ms, talk_ms)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		want.ID, want.CallID, formatTime(want.Start), formatTime(want.Answer), formatTime(want.End),
+		want.Caller, want.Called, want.Lookup.String(), want.ContactID, want.MatterID, want.StaffID,
+		`["responsible"]`, want.Rule, want.Mode.String(), want.Destination, string(want.Reason),
+		want.Outcome.String(), want.EndReason.String(), want.RingDuration().Milliseconds(),
+		want.TalkDuration().Milliseconds()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.ExecContext(ctx, `INSERT INTO call_records (id, sip_call_id, start_time, outcome)

@@ -380,3 +380,27 @@ func (s *RuleSet) Extensions() []string {
 	}
 	return out
 }
+
+// RuleByDestination returns the name of the valid rule whose destination is
+// the number n (both normalized with NormalizeNumber; a leading '+' is not
+// significant), the first by name when several share it. SIP URI destinations
+// never match. A voice agent's transfer to a number becomes rule:NAME this way.
+func (s *RuleSet) RuleByDestination(n string) (string, bool) {
+	want := strings.TrimPrefix(NormalizeNumber(n), "+")
+	if want == "" {
+		return "", false
+	}
+	for _, st := range s.All() {
+		if !st.Valid() {
+			continue
+		}
+		d := NormalizeNumber(st.Rule.Destination)
+		if k, err := DestinationKindOf(d); err != nil || !k.IsNumber() {
+			continue
+		}
+		if strings.TrimPrefix(d, "+") == want {
+			return st.Rule.Name, true
+		}
+	}
+	return "", false
+}

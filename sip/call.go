@@ -72,6 +72,7 @@ type call struct {
 	ringStop       func()        // stops the ringback the caller hears
 	msgDone        chan struct{} // closed when the rule's message, played while dialling, ends
 	msgStop        func()        // cuts the rule's message short and waits for it
+	agentReport    func(int)     // the agent's final sipfrag, pending an accepted transfer (agent.go)
 
 	// recStart is closed when the write of the row at the INVITE is over (cdr.go);
 	// set at the start of live, nil without call records.
@@ -89,6 +90,7 @@ type call struct {
 	dec       routing.Decision
 	hasDec    bool
 	outcome   records.Outcome
+	agent     agentPart // the voice agent's part, for the record (agent.go)
 
 	obs callObs // observer notifications in order (observe.go)
 }
@@ -132,6 +134,9 @@ func (c *call) live() {
 		return
 	}
 	c.setState(StateInMenu)
+	if c.agentAtStart() { // agent.mode first or fallback (agent.go)
+		return
+	}
 	c.menu()
 }
 

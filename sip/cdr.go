@@ -58,6 +58,7 @@ func (c *call) record(end time.Time) records.CallRecord {
 	if c.hasDec {
 		rec.SetDecision(c.dec)
 	}
+	c.agent.recordAgent(&rec, end)
 	if rec.Outcome == records.OutcomeUnknown {
 		rec.Outcome = records.OutcomeNone
 	}

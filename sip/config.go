@@ -87,6 +87,14 @@ type Config struct {
 	InviteRate  float64
 	InviteBurst int
 
+	// Voice-AI agent (agent.go). AgentURI is the agent's SIP URI (agent.uri);
+	// AgentMode when calls go to it (agent.mode, default off);
+	// AgentAnswerTimeout how long it may take to answer before the menu takes
+	// the call. Default 8s.
+	AgentURI           string
+	AgentMode          AgentMode
+	AgentAnswerTimeout time.Duration
+
 	// TCP guard (tcpguard.go), against fd exhaustion by idle connections.
 	// TCPMaxConns caps accepted TCP connections in all; over it a new one is
 	// closed at once. Default: the fd limit less room for RTP (4 per call of
@@ -219,6 +227,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	out.UserAgent = stripCRLF(out.UserAgent)
 	if err := out.transferDefaults(); err != nil {
+		return out, err
+	}
+	if err := out.agentDefaults(); err != nil {
 		return out, err
 	}
 	return out, nil

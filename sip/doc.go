@@ -102,6 +102,15 @@
 //     nobody_available, then message (leave_message, beep, recording to the
 //     MessageStore, thank_you, goodbye, BYE), menu, hangup (goodbye, BYE) or
 //     rule:NAME through Router.Fallback, never visiting a rule twice.
+//   - the voice-AI agent (agent.go, agent_refer.go): with Config.AgentMode first
+//     (or fallback, for a closed responsible rule or an exhausted menu) the call
+//     is bridged to Config.AgentURI, whose INVITE carries the lookup as
+//     X-Matterline-* headers; an unreachable, busy or silent agent leaves the
+//     call to the menu. A REFER in the agent's dialog (RFC 3515) naming
+//     rule-NAME, staff-NAME, an extension or a rule's number is routed like a
+//     menu intent and answered 202, else 403; the agent gets NOTIFY sipfrag
+//     (100, then the transfer's result) and BYE. WithStreamAgent plugs in a
+//     non-SIP agent (agent_stream.go) with the same rules.
 //   - sip.mode redirect (redirect.go): 302 with Contact = the responsible staff
 //     member's destination when the lookup and the rules allow, else the call is
 //     answered as usual.

@@ -246,7 +246,7 @@ func (s *Server) identityFor(c *call, dec routing.Decision) legIdentity {
 // dialOut places the outbound INVITE for dec with an SDP offer from a new RTP
 // port and returns at once; waitAnswer follows it. The leg is registered by
 // Call-ID before the INVITE leaves.
-func (c *call) dialOut(dec routing.Decision) (*outLeg, error) {
+func (c *call) dialOut(dec routing.Decision, extra ...gosip.Header) (*outLeg, error) {
 	s := c.srv
 	t, err := s.targetFor(dec.Destination)
 	if err != nil {
@@ -315,6 +315,9 @@ func (c *call) dialOut(dec routing.Decision) (*outLeg, error) {
 	}
 	// No "Supported: timer": the leg sends no session refreshes (RFC 4028 §7.1
 	// would let the callee make us the refresher).
+	for _, h := range extra { // the agent's X-Matterline-* headers (agent.go)
+		req.AppendHeader(h)
+	}
 	req.AppendHeader(gosip.NewHeader("Allow", allowHeader))
 	req.AppendHeader(gosip.NewHeader("Content-Type", "application/sdp"))
 	req.SetBody(leg.oa.createOffer())

@@ -71,6 +71,9 @@ func (c *call) menu() {
 		}
 		if failures >= cfg.MenuAttempts {
 			c.log.Info("menu attempts exhausted")
+			if c.agentAfterMenu() { // agent.mode fallback (agent.go)
+				return
+			}
 			c.playPrompts(media.PromptGoodbye)
 			c.finish(EndMenuGoodbye)
 			return

@@ -99,9 +99,10 @@ const (
 	IntentSourceMenu                   // a menu digit (RFC 4733 or SIP INFO)
 	IntentSourceExtension              // an extension dialled from the menu
 	IntentSourceAPI                    // the HTTP control API (a voice agent)
+	IntentSourceAgent                  // a REFER from the agent leg (agent.go)
 )
 
-var intentSourceNames = [...]string{"unknown", "menu", "extension", "api"}
+var intentSourceNames = [...]string{"unknown", "menu", "extension", "api", "agent"}
 
 func (s IntentSource) String() string {
 	if int(s) < len(intentSourceNames) {

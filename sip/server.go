@@ -46,6 +46,9 @@ type Server struct {
 
 	obs serverObs // observer and SIP trace (observe.go, trace.go)
 
+	// streamAgent takes agent calls instead of Config.AgentURI (agent_stream.go).
+	streamAgent StreamAgent
+
 	draining atomic.Bool
 	wg       sync.WaitGroup // call goroutines, leg reapers and listener loops
 	closing  chan struct{}  // closed when Close starts

@@ -457,6 +457,7 @@ func (c *call) setOutcome(o records.Outcome) {
 	mode := c.dec.Mode
 	c.mu.Unlock()
 	c.notifyRecordOutcome(mode, o) // transfer_result event and metrics
+	c.agentOutcome(o)              // the final NOTIFY of an agent's REFER (agent.go)
 }
 
 // Transfer injects intent into the live, answered call id as if the caller had
@@ -475,7 +476,7 @@ func (s *Server) Transfer(ctx context.Context, id string, intent routing.Intent)
 		st = c.heldFrom
 	}
 	c.mu.Unlock()
-	if st != StateInMenu {
+	if st != StateInMenu && st != StateAgent { // the agent's caller too (agent.go)
 		return routing.Decision{}, fmt.Errorf("transfer %s (state %s): %w", id, st, ErrCallState)
 	}
 	var dec routing.Decision

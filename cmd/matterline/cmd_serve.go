@@ -261,6 +261,10 @@ func sipConfig(cfg *config.Config) (sip.Config, error) {
 	if err != nil {
 		return sip.Config{}, fmt.Errorf("transfer.fallback: %w", err)
 	}
+	agentMode, err := sip.ParseAgentMode(cfg.Agent.Mode)
+	if err != nil {
+		return sip.Config{}, fmt.Errorf("agent.mode: %w", err)
+	}
 	return sip.Config{
 		OutboundProxy: cfg.SIP.OutboundProxy,
 		OutboundAuth: sip.DigestCredentials{Username: cfg.SIP.OutboundAuth.Username,
@@ -292,6 +296,8 @@ func sipConfig(cfg *config.Config) (sip.Config, error) {
 		MenuAttempts:             cfg.IVR.Attempts,
 		SessionExpires:           cfg.SIP.SessionExpires.D(),
 		UserAgent:                "matterline/" + version,
+		AgentURI:                 cfg.Agent.URI,
+		AgentMode:                agentMode,
 	}, nil
 }
 
