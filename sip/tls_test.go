@@ -2,13 +2,8 @@ package sip
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"log/slog"
 	"math/big"
@@ -17,120 +12,20 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	gosip "github.com/emiago/sipgo/sip"
 
+	"github.com/matterline/matterline/internal/testpki"
 	"github.com/matterline/matterline/phone"
 	"github.com/matterline/matterline/records"
 )
 
-// testCA is a certificate authority made in the test (crypto/x509).
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-	pool *x509.CertPool
-}
-
-var certSerial atomic.Int64
-
-func newTestCA(t testing.TB, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(certSerial.Add(1)),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testCA{cert: cert, key: key, pool: pool,
-		pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issued is a leaf certificate with its PEM files' contents.
-type issued struct {
-	cert    tls.Certificate
-	certPEM []byte
-	keyPEM  []byte
-	serial  *big.Int
-}
-
-// issue makes a server (and client) certificate for names: IP literals go to
-// the IP SANs, the rest to the DNS SANs.
-func (ca *testCA) issue(t testing.TB, cn string, names ...string) issued {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(certSerial.Add(1)),
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}
-	for _, n := range names {
-		if ip := net.ParseIP(n); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, n)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := issued{serial: tmpl.SerialNumber,
-		certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		keyPEM:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})}
-	if out.cert, err = tls.X509KeyPair(out.certPEM, out.keyPEM); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-// write puts the certificate and key in dir as NAME.crt and NAME.key.
-func (is issued) write(t testing.TB, dir, name string) (certFile, keyFile string) {
-	t.Helper()
-	certFile, keyFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
-	if err := os.WriteFile(certFile, is.certPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, is.keyPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
-}
-
 // tlsSetup is a CA with matterline's certificate files and a config that
 // listens on UDP, TCP and TLS and trusts the CA for peers.
 type tlsSetup struct {
-	ca                *testCA
+	ca                *testpki.CA
 	dir               string
 	certFile, keyFile string
 	caFile            string
@@ -138,10 +33,10 @@ type tlsSetup struct {
 
 func newTLSSetup(t testing.TB) *tlsSetup {
 	t.Helper()
-	ts := &tlsSetup{ca: newTestCA(t, "matterline test CA"), dir: t.TempDir()}
-	ts.certFile, ts.keyFile = ts.ca.issue(t, "matterline", "127.0.0.1", "localhost").write(t, ts.dir, "matterline")
+	ts := &tlsSetup{ca: testpki.NewCA(t, "matterline test CA"), dir: t.TempDir()}
+	ts.certFile, ts.keyFile = ts.ca.Issue(t, "matterline", "127.0.0.1", "localhost").Write(t, ts.dir, "matterline")
 	ts.caFile = filepath.Join(ts.dir, "ca.pem")
-	if err := os.WriteFile(ts.caFile, ts.ca.pem, 0o600); err != nil {
+	if err := os.WriteFile(ts.caFile, ts.ca.PEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return ts
@@ -155,9 +50,9 @@ func (ts *tlsSetup) config(base Config) Config {
 
 // phoneTLS is a phone's TLS config: its own certificate from ca (for its
 // listener) and trust in the test CA.
-func (ts *tlsSetup) phoneTLS(t testing.TB, ca *testCA, names ...string) *tls.Config {
-	is := ca.issue(t, "phone", names...)
-	return &tls.Config{Certificates: []tls.Certificate{is.cert}, RootCAs: ts.ca.pool, MinVersion: tls.VersionTLS12}
+func (ts *tlsSetup) phoneTLS(t testing.TB, ca *testpki.CA, names ...string) *tls.Config {
+	is := ca.Issue(t, "phone", names...)
+	return &tls.Config{Certificates: []tls.Certificate{is.TLS}, RootCAs: ts.ca.Pool, MinVersion: tls.VersionTLS12}
 }
 
 // tlsAddr is the server's TLS listener address.
@@ -326,10 +221,10 @@ func (h *logCapture) has(sub string) (string, bool) {
 
 func TestTLSDestinationRefused(t *testing.T) {
 	ts := newTLSSetup(t)
-	other := newTestCA(t, "another CA")
+	other := testpki.NewCA(t, "another CA")
 	for _, tc := range []struct {
 		name string
-		ca   *testCA
+		ca   *testpki.CA
 		host []string
 		log  string
 	}{
@@ -403,23 +298,23 @@ func servedSerial(t *testing.T, addr string, roots *x509.CertPool) *big.Int {
 func TestTLSReloadSwapsCertificate(t *testing.T) {
 	t.Parallel()
 	ts := newTLSSetup(t)
-	first := ts.ca.issue(t, "first", "127.0.0.1")
-	certFile, keyFile := first.write(t, ts.dir, "served")
+	first := ts.ca.Issue(t, "first", "127.0.0.1")
+	certFile, keyFile := first.Write(t, ts.dir, "served")
 	cfg := ts.config(defaultTestConfig())
 	cfg.TLS.CertFile, cfg.TLS.KeyFile = certFile, keyFile
 	e := newEnv(t, cfg)
 	addr := e.tlsAddr()
-	if got := servedSerial(t, addr, ts.ca.pool); got.Cmp(first.serial) != 0 {
-		t.Fatalf("served serial %v, want %v", got, first.serial)
+	if got := servedSerial(t, addr, ts.ca.Pool); got.Cmp(first.Serial) != 0 {
+		t.Fatalf("served serial %v, want %v", got, first.Serial)
 	}
 
-	second := ts.ca.issue(t, "second", "127.0.0.1")
-	second.write(t, ts.dir, "served")
+	second := ts.ca.Issue(t, "second", "127.0.0.1")
+	second.Write(t, ts.dir, "served")
 	if err := e.srv.ReloadTLS(); err != nil {
 		t.Fatal(err)
 	}
-	if got := servedSerial(t, addr, ts.ca.pool); got.Cmp(second.serial) != 0 {
-		t.Fatalf("after reload: served serial %v, want %v", got, second.serial)
+	if got := servedSerial(t, addr, ts.ca.Pool); got.Cmp(second.Serial) != 0 {
+		t.Fatalf("after reload: served serial %v, want %v", got, second.Serial)
 	}
 
 	// A bad file keeps the old certificate: garbage, then a key of another cert.
@@ -429,15 +324,15 @@ func TestTLSReloadSwapsCertificate(t *testing.T) {
 	if err := e.srv.ReloadTLS(); err == nil {
 		t.Error("reload of a garbage cert_file succeeded")
 	}
-	third := ts.ca.issue(t, "third", "127.0.0.1")
-	if err := os.WriteFile(certFile, third.certPEM, 0o600); err != nil {
+	third := ts.ca.Issue(t, "third", "127.0.0.1")
+	if err := os.WriteFile(certFile, third.CertPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.srv.ReloadTLS(); err == nil || !strings.Contains(err.Error(), "private key does not match") {
 		t.Errorf("reload with a mismatched key: %v", err)
 	}
-	if got := servedSerial(t, addr, ts.ca.pool); got.Cmp(second.serial) != 0 {
-		t.Fatalf("after failed reloads: served serial %v, want %v (the old one)", got, second.serial)
+	if got := servedSerial(t, addr, ts.ca.Pool); got.Cmp(second.Serial) != 0 {
+		t.Fatalf("after failed reloads: served serial %v, want %v (the old one)", got, second.Serial)
 	}
 }
 
@@ -504,8 +399,8 @@ func TestTLSGuardHandshakeNeverCompletes(t *testing.T) {
 
 func TestTLSConfigErrors(t *testing.T) {
 	ts := newTLSSetup(t)
-	other := ts.ca.issue(t, "other", "127.0.0.1")
-	_, otherKey := other.write(t, ts.dir, "other")
+	other := ts.ca.Issue(t, "other", "127.0.0.1")
+	_, otherKey := other.Write(t, ts.dir, "other")
 	for _, tc := range []struct {
 		name string
 		tls  TLSFiles
