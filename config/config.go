@@ -39,8 +39,10 @@ type Config struct {
 
 // SIP is the signalling side.
 type SIP struct {
-	// Listen is a list of transport URLs: udp://HOST:PORT, tcp://HOST:PORT.
+	// Listen is a list of transport URLs: udp://HOST:PORT, tcp://HOST:PORT, tls://HOST:PORT.
 	Listen []string `yaml:"listen"`
+	// TLS is the certificate of tls:// listeners and the CAs trusted for TLS peers.
+	TLS SIPTLS `yaml:"tls"`
 	// ExternalIP is advertised in Contact and SDP (NAT); empty = local address.
 	ExternalIP string `yaml:"external_ip"`
 	// TrustedSources are the CIDRs allowed to send INVITE; others get 403.
@@ -75,6 +77,16 @@ type SIP struct {
 	ReferURI string `yaml:"refer_uri"`
 	// Mode is "b2bua" (answer and transfer) or "redirect" (302 to the destination).
 	Mode string `yaml:"mode"`
+}
+
+// SIPTLS names the PEM files of SIP over TLS.
+type SIPTLS struct {
+	// CertFile is the certificate (chain) served on tls:// listeners; reloaded on SIGHUP.
+	CertFile string `yaml:"cert_file"`
+	// KeyFile is its private key; reloaded on SIGHUP.
+	KeyFile string `yaml:"key_file"`
+	// CAFile holds extra CA certificates trusted for TLS peers; empty = the system pool only.
+	CAFile string `yaml:"ca_file"`
 }
 
 // OutboundAuth are the digest credentials for challenges to outbound INVITEs.

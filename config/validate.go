@@ -156,10 +156,16 @@ func (c *Config) Validate() error {
 	if len(c.SIP.Listen) == 0 {
 		return bad("sip.listen", "at least one listener is needed (e.g. udp://0.0.0.0:5060)")
 	}
+	tlsListener := false
 	for i, l := range c.SIP.Listen {
-		if _, _, err := ParseListen(l); err != nil {
+		n, _, err := ParseListen(l)
+		if err != nil {
 			return bad(fmt.Sprintf("sip.listen[%d]", i), "%v", err)
 		}
+		tlsListener = tlsListener || n == "tls"
+	}
+	if err := c.SIP.TLS.validate(tlsListener); err != nil {
+		return err
 	}
 	if c.SIP.ExternalIP != "" {
 		if _, err := netip.ParseAddr(c.SIP.ExternalIP); err != nil {
@@ -398,17 +404,46 @@ func oneOf(v string, allowed ...string) error {
 	return fmt.Errorf("%q is not one of %s", v, strings.Join(allowed, ", "))
 }
 
-// ParseListen parses a listener URL "udp://HOST:PORT" or "tcp://HOST:PORT".
+// ParseListen parses a listener URL "udp://HOST:PORT", "tcp://HOST:PORT" or
+// "tls://HOST:PORT".
 func ParseListen(s string) (network string, addr netip.AddrPort, err error) {
 	network, hostport, ok := strings.Cut(s, "://")
-	if !ok || (network != "udp" && network != "tcp") {
-		return "", netip.AddrPort{}, fmt.Errorf("%q: want udp://HOST:PORT or tcp://HOST:PORT", s)
+	if !ok || (network != "udp" && network != "tcp" && network != "tls") {
+		return "", netip.AddrPort{}, fmt.Errorf("%q: want udp://HOST:PORT, tcp://HOST:PORT or tls://HOST:PORT", s)
 	}
 	addr, err = netip.ParseAddrPort(hostport)
 	if err != nil {
-		return "", netip.AddrPort{}, fmt.Errorf("%q: want udp://HOST:PORT or tcp://HOST:PORT", s)
+		return "", netip.AddrPort{}, fmt.Errorf("%q: want udp://HOST:PORT, tcp://HOST:PORT or tls://HOST:PORT", s)
 	}
 	return network, addr, nil
+}
+
+// validate checks that a tls:// listener has its certificate and key and that
+// the named files exist; their contents (PEM, key matching the certificate,
+// expiry) are checked by serve and config check (sip.LoadTLSCertificate).
+func (t SIPTLS) validate(tlsListener bool) error {
+	bad := func(key, format string, args ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrInvalid, key, fmt.Sprintf(format, args...))
+	}
+	if tlsListener && t.CertFile == "" {
+		return bad("sip.tls.cert_file", "required with a tls:// listener in sip.listen (PEM certificate)")
+	}
+	if tlsListener && t.KeyFile == "" {
+		return bad("sip.tls.key_file", "required with a tls:// listener in sip.listen (PEM private key)")
+	}
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		return bad("sip.tls", "cert_file and key_file go together")
+	}
+	for _, f := range []struct{ key, path string }{
+		{"sip.tls.cert_file", t.CertFile}, {"sip.tls.key_file", t.KeyFile}, {"sip.tls.ca_file", t.CAFile}} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			return bad(f.key, "%v", err)
+		}
+	}
+	return nil
 }
 
 // validate checks the tokens, the Host allow-list and the loopback opt-in.

@@ -1,6 +1,7 @@
 package phone
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -29,9 +30,12 @@ const (
 // stackConfig says how a phone's SIP stack listens.
 type stackConfig struct {
 	userAgent string // User-Agent header
-	transport string // "udp" or "tcp"
+	transport string // "udp", "tcp" or "tls"
 	listen    string // ip:port; the ip is advertised
-	log       *slog.Logger
+	// tls is the listener's certificate and, for the connections the phone
+	// dials, its trusted roots (transport "tls").
+	tls *tls.Config
+	log *slog.Logger
 	// setup runs before the stack serves: the phone keeps the stack and
 	// installs its request handlers on s.srv.
 	setup func(s *stack)
@@ -43,7 +47,7 @@ type stack struct {
 	ua        *sipgo.UserAgent
 	srv       *sipgo.Server
 	client    *sipgo.Client
-	transport string // "udp" or "tcp"
+	transport string // "udp", "tcp" or "tls"
 	ip        netip.Addr
 	addr      netip.AddrPort
 	ln        io.Closer
@@ -57,8 +61,11 @@ func startStack(cfg stackConfig) (*stack, error) {
 	if tr == "" {
 		tr = "udp"
 	}
-	if tr != "udp" && tr != "tcp" {
-		return nil, fmt.Errorf("phone: transport %q: want udp or tcp", cfg.transport)
+	if tr != "udp" && tr != "tcp" && tr != "tls" {
+		return nil, fmt.Errorf("phone: transport %q: want udp, tcp or tls", cfg.transport)
+	}
+	if tr == "tls" && cfg.tls == nil {
+		return nil, errors.New("phone: transport tls needs a tls config")
 	}
 	if cfg.listen == "" {
 		cfg.listen = "127.0.0.1:0"
@@ -75,7 +82,7 @@ func startStack(cfg stackConfig) (*stack, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s.ua, err = sipgo.NewUA(sipgo.WithUserAgent(cfg.userAgent),
+	uaOpts := []sipgo.UserAgentOption{sipgo.WithUserAgent(cfg.userAgent),
 		sipgo.WithUserAgentHostname(s.ip.String()),
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(log),
 			sip.WithTransactionLayerUnhandledResponseHandler(func(*sip.Response) {})),
@@ -85,7 +92,11 @@ func startStack(cfg stackConfig) (*stack, error) {
 					return nil, nil
 				}
 				return data, nil
-			})))
+			}))}
+	if cfg.tls != nil {
+		uaOpts = append(uaOpts, sipgo.WithUserAgenTLSConfig(cfg.tls))
+	}
+	s.ua, err = sipgo.NewUA(uaOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("phone: user agent: %w", err)
 	}
@@ -114,6 +125,9 @@ func startStack(cfg stackConfig) (*stack, error) {
 		s.ln = l
 		s.addr = l.Addr().(*net.TCPAddr).AddrPort()
 		serve = func() error { return s.srv.ServeTCP(l) }
+		if tr == "tls" {
+			serve = func() error { return s.srv.ServeTLS(tls.NewListener(l, cfg.tls)) }
+		}
 	}
 	s.addr = netip.AddrPortFrom(s.addr.Addr().Unmap(), s.addr.Port())
 	if tr == "udp" {
@@ -152,9 +166,9 @@ func startStack(cfg stackConfig) (*stack, error) {
 // contact is the phone's Contact address with user.
 func (s *stack) contact(user string) sip.Uri {
 	u := sip.Uri{Scheme: "sip", User: user, Host: s.ip.String(), Port: int(s.addr.Port())}
-	if s.transport == "tcp" {
+	if s.transport == "tcp" || s.transport == "tls" {
 		u.UriParams = sip.NewParams()
-		u.UriParams.Add("transport", "tcp")
+		u.UriParams.Add("transport", s.transport)
 	}
 	return u
 }
@@ -198,7 +212,7 @@ func (s *stack) sweep() {
 	tl := s.ua.TransportLayer()
 	deadline := time.Now().Add(strayMax)
 	for quiet := 0; quiet < strayQuiet && time.Now().Before(deadline); {
-		if tl.Pool("udp").Size() == 0 && tl.Pool("tcp").Size() == 0 {
+		if tl.Pool("udp").Size() == 0 && tl.Pool("tcp").Size() == 0 && tl.Pool("tls").Size() == 0 {
 			quiet++
 		} else {
 			quiet = 0

@@ -1,8 +1,10 @@
 package phone
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
 
 	"github.com/emiago/sipgo/sip"
@@ -10,8 +12,12 @@ import (
 
 // UAConfig configures a UA. Zero values mean defaults.
 type UAConfig struct {
-	// Transport is "udp" (default) or "tcp".
+	// Transport is "udp" (default), "tcp" or "tls".
 	Transport string
+	// TLS is the "tls" transport's configuration: the certificate the UA's
+	// listener serves and the roots it trusts when it dials (sipgo sets
+	// ServerName to the target host).
+	TLS *tls.Config
 	// Listen is the SIP address, "ip:port"; the ip is advertised in Contact, Via
 	// and SDP and RTP is bound on it. Default "127.0.0.1:0" (a free port).
 	Listen string
@@ -53,7 +59,7 @@ func NewUA(cfg UAConfig) (*UA, error) {
 	p := &UA{cfg: cfg, calls: map[string]*Outgoing{}, incoming: map[string]*Incoming{},
 		next: make(chan *Incoming, incomingQueue*2)}
 	_, err := startStack(stackConfig{userAgent: "matterline-ua", transport: cfg.Transport, listen: cfg.Listen,
-		log: cfg.Logger, setup: p.setup})
+		tls: cfg.TLS, log: cfg.Logger, setup: p.setup})
 	if err != nil {
 		return nil, err
 	}
@@ -137,10 +143,5 @@ func (p *UA) contact() *sip.ContactHeader {
 	return &sip.ContactHeader{Address: p.st.contact(p.cfg.User)}
 }
 
-// transportName is the Via transport of the UA's requests ("UDP", "TCP").
-func (p *UA) transportName() string {
-	if p.st.transport == "tcp" {
-		return "TCP"
-	}
-	return "UDP"
-}
+// transportName is the Via transport of the UA's requests ("UDP", "TCP", "TLS").
+func (p *UA) transportName() string { return strings.ToUpper(p.st.transport) }

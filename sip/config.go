@@ -15,9 +15,12 @@ import (
 
 // Config configures a Server. Zero values mean defaults; NewServer defaults a copy.
 type Config struct {
-	// Listen are the SIP listeners: "udp://127.0.0.1:5060", "tcp://0.0.0.0:5060".
-	// Port 0 picks a free port; UDP and TCP on the same host get the same port.
+	// Listen are the SIP listeners: "udp://127.0.0.1:5060", "tcp://0.0.0.0:5060",
+	// "tls://0.0.0.0:5061". Port 0 picks a free port; UDP and TCP on the same
+	// host get the same port (TLS one of its own).
 	Listen []string
+	// TLS names the certificate, key and extra CA of SIP over TLS (tls.go).
+	TLS TLSFiles
 	// ExternalIP is advertised in Contact and SDP when valid.
 	ExternalIP netip.Addr
 	// TrustedSources may send INVITE and any other out-of-dialog request; others get

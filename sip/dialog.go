@@ -28,7 +28,8 @@ type dialog struct {
 	localCSeq    uint32
 	remoteCSeq   uint32
 
-	transport string         // "UDP" or "TCP"
+	transport string         // "UDP", "TCP" or "TLS"
+	secure    bool           // TLS leg started by a sips: request: our Contact is sips:
 	laddr     netip.AddrPort // the listener our requests leave from (UDP)
 	advertise netip.Addr     // our address in Via and Contact
 	// connDest is where requests go when the route set is empty and the remote
@@ -65,6 +66,8 @@ func uasDialog(req *gosip.Request, localTag string) *dialog {
 	if d.transport != "UDP" && len(d.routeSet) == 0 {
 		d.connDest = req.Source()
 	}
+	// RFC 3261 §8.1.1.8, §12.1.1: a sips: Request-URI over TLS gets a sips: Contact.
+	d.secure = d.transport == "TLS" && strings.EqualFold(req.Recipient.Scheme, "sips")
 	return d
 }
 
@@ -283,9 +286,12 @@ func uriHostPort(u gosip.Uri, transport string) string {
 func (d *dialog) contact() *gosip.ContactHeader {
 	h := &gosip.ContactHeader{Address: gosip.Uri{Scheme: "sip", User: "matterline",
 		Host: d.advertise.String(), Port: int(d.laddr.Port())}}
-	if d.transport == "TCP" {
+	switch {
+	case d.secure:
+		h.Address.Scheme = "sips" // TLS implied (RFC 5630 §3.2: no transport=tls with sips)
+	case d.transport == "TCP" || d.transport == "TLS":
 		h.Address.UriParams = gosip.NewParams()
-		h.Address.UriParams.Add("transport", "tcp")
+		h.Address.UriParams.Add("transport", strings.ToLower(d.transport))
 	}
 	return h
 }

@@ -263,6 +263,9 @@ func (c *call) dialOut(dec routing.Decision, extra ...gosip.Header) (*outLeg, er
 		destAddr = a.Unmap()
 	}
 	lst := s.pickListener(t.tport, localAddrToward(destAddr))
+	if t.tport == "TLS" && lst.network != "tls" {
+		return nil, ErrNoTLSListener // never a plain-text fallback
+	}
 	leg := &outLeg{
 		srv:      s,
 		call:     c,
@@ -283,6 +286,7 @@ func (c *call) dialOut(dec routing.Decision, extra ...gosip.Header) (*outLeg, er
 		remoteTarget: t.uri,
 		localCSeq:    1,
 		transport:    strings.ToUpper(lst.network),
+		secure:       strings.EqualFold(t.uri.Scheme, "sips"),
 		laddr:        lst.addr,
 		advertise:    advertise,
 		userAgent:    s.cfg.UserAgent,
@@ -327,6 +331,7 @@ func (c *call) dialOut(dec routing.Decision, extra ...gosip.Header) (*outLeg, er
 	leg.inv, err = c.startTx(txInvite, leg, req, 0)
 	if err != nil {
 		leg.release()
+		logTLSRefusal(leg.log, t.uri.String(), err)
 		return nil, fmt.Errorf("invite %s: %w", t.uri.String(), err)
 	}
 	// The destination is a rule's (staff) number; the caller's number is masked.

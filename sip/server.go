@@ -54,6 +54,7 @@ type Server struct {
 	closing  chan struct{}  // closed when Close starts
 	invites  *rateTable     // new calls per source address
 	tcp      *tcpGuard      // caps and deadlines of accepted TCP connections
+	tls      *tlsState      // certificate and client config of SIP over TLS (tls.go)
 	// background counts the goroutines calls start beside their own (playback,
 	// retransmissions, transaction readers, the lookup); tests check it drains.
 	background atomic.Int64
@@ -65,7 +66,7 @@ type Server struct {
 }
 
 type listener struct {
-	network string // "udp" or "tcp"
+	network string // "udp", "tcp" or "tls"
 	addr    netip.AddrPort
 	closer  io.Closer
 }
@@ -95,6 +96,9 @@ func NewServer(cfg Config, opts ...Option) (*Server, error) {
 			return nil, err
 		}
 	}
+	if s.tls, err = newTLSState(c, s.log); err != nil {
+		return nil, err
+	}
 	if s.ports == nil {
 		p, err := media.NewPortAllocator(10000, 20000, 5*time.Second)
 		if err != nil {
@@ -117,6 +121,7 @@ func NewServer(cfg Config, opts ...Option) (*Server, error) {
 			gosip.WithTransactionLayerUnhandledResponseHandler(func(res *gosip.Response) { s.strayResponse(res) }),
 		),
 		sipgo.WithUserAgentTransportLayerOptions(gosip.WithTransportLayerLogger(sipLog)),
+		sipgo.WithUserAgenTLSConfig(s.tls.client),
 	}
 	host := ""
 	if c.ExternalIP.IsValid() {
@@ -158,8 +163,8 @@ func NewServer(cfg Config, opts ...Option) (*Server, error) {
 func parseListen(l string) (network string, ap netip.AddrPort, err error) {
 	network, hostport, ok := strings.Cut(l, "://")
 	network = strings.ToLower(network)
-	if !ok || (network != "udp" && network != "tcp") {
-		return "", ap, fmt.Errorf("sip: listen %q: want udp://host:port or tcp://host:port", l)
+	if !ok || (network != "udp" && network != "tcp" && network != "tls") {
+		return "", ap, fmt.Errorf("sip: listen %q: want udp://host:port, tcp://host:port or tls://host:port", l)
 	}
 	ap, err = netip.ParseAddrPort(hostport)
 	if err != nil {
@@ -194,7 +199,11 @@ func (s *Server) Start(ctx context.Context) error {
 			case net.PacketConn:
 				err = s.sipSrv.ServeUDP(s.traceUDP(l, c))
 			case net.Listener:
-				err = s.sipSrv.ServeTCP(s.traceTCP(l, s.guardTCP(c)))
+				if l.network == "tls" {
+					err = s.sipSrv.ServeTLS(s.traceTCP(l, s.guardTLS(c)))
+				} else {
+					err = s.sipSrv.ServeTCP(s.traceTCP(l, s.guardTCP(c)))
+				}
 			}
 			if err != nil && !errors.Is(err, net.ErrClosed) {
 				s.log.Error("sip listener stopped", "listener", l.String(), "error", err)
@@ -243,7 +252,7 @@ func bindAll(ctx context.Context, specs []string) ([]*listener, error) {
 		if err != nil {
 			return nil, err
 		}
-		if ap.Port() == 0 {
+		if ap.Port() == 0 && n != "tls" { // TLS cannot share TCP's port
 			if _, ok := zero[ap.Addr()]; !ok {
 				zeroOrder = append(zeroOrder, ap.Addr())
 			}
@@ -315,17 +324,17 @@ func bindOne(ctx context.Context, network string, ap netip.AddrPort) (*listener,
 			return nil, fmt.Errorf("sip: listen udp %s: %w", ap, err)
 		}
 		return &listener{network: "udp", addr: bound, closer: pc}, nil
-	default:
+	default: // tcp, tls
 		ln, err := lc.Listen(ctx, "tcp", ap.String())
 		if err != nil {
-			return nil, fmt.Errorf("sip: listen tcp %s: %w", ap, err)
+			return nil, fmt.Errorf("sip: listen %s %s: %w", network, ap, err)
 		}
 		bound, err := netip.ParseAddrPort(ln.Addr().String())
 		if err != nil {
 			_ = ln.Close()
-			return nil, fmt.Errorf("sip: listen tcp %s: %w", ap, err)
+			return nil, fmt.Errorf("sip: listen %s %s: %w", network, ap, err)
 		}
-		return &listener{network: "tcp", addr: bound, closer: ln}, nil
+		return &listener{network: network, addr: bound, closer: ln}, nil
 	}
 }
 

@@ -218,7 +218,11 @@ type guardedConn struct {
 	firstBy time.Time // zero once a header section ended (or for trusted peers)
 	tail    uint32    // last bytes read, to find CRLFCRLF across reads
 	seen    bool      // a non-CRLF byte arrived (keep-alives do not start a message)
-	once    sync.Once
+	// plain: TLS runs above, so header sections are found in the decrypted
+	// stream (tls.go) and this conn only applies the deadlines.
+	plain    bool
+	timedOut bool // a deadline closed the connection
+	once     sync.Once
 }
 
 func (c *guardedConn) Read(b []byte) (int, error) {
@@ -231,10 +235,11 @@ func (c *guardedConn) Read(b []byte) (int, error) {
 		return 0, err
 	}
 	n, err := c.Conn.Read(b)
-	if first && n > 0 && c.headerEnded(b[:n]) {
+	if first && n > 0 && !c.plain && c.headerEnded(b[:n]) {
 		c.firstBy = time.Time{}
 	}
 	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		c.timedOut = true
 		if first && !c.firstBy.IsZero() && !time.Now().Before(c.firstBy) {
 			c.g.firstTimeout.Add(1)
 			c.g.log.Warn("sip tcp connection closed: no complete message in time", "source", c.src.String())

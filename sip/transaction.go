@@ -39,7 +39,11 @@ func (c *call) startTx(kind txKind, leg *outLeg, req *gosip.Request, timeout tim
 	} else {
 		ctx, cancel = context.WithCancel(context.Background())
 	}
-	tx, err := c.srv.client.TransactionRequest(ctx, req)
+	// The context bounds only connecting (DNS, TCP, the TLS handshake): sipgo
+	// keeps none of it in the transaction.
+	connCtx, connCancel := context.WithTimeout(ctx, connectTimeout)
+	tx, err := c.srv.client.TransactionRequest(connCtx, req)
+	connCancel()
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("%s: %w", req.Method, err)

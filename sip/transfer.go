@@ -138,7 +138,8 @@ func (c *Config) transferDefaults() error {
 type proxyAddr struct {
 	host      string // host or IP literal (no brackets)
 	port      int    // 5060 when absent
-	transport string // "UDP" or "TCP"
+	transport string // "UDP", "TCP" or "TLS"
+	secure    bool   // sips: (TLS)
 }
 
 func (p proxyAddr) hostPort() string {
@@ -149,26 +150,43 @@ func (p proxyAddr) hostPort() string {
 	return fmt.Sprintf("%s:%d", h, p.port)
 }
 
-// parseProxy reads "sip:host[:port][;transport=tcp]" or "host[:port]".
+// parseProxy reads "sip:host[:port][;transport=tcp|tls]", "sips:host[:port]"
+// or "host[:port]".
 func parseProxy(s string) (proxyAddr, error) {
 	raw := s
-	if !strings.HasPrefix(strings.ToLower(s), "sip:") {
+	if l := strings.ToLower(s); !strings.HasPrefix(l, "sip:") && !strings.HasPrefix(l, "sips:") {
 		s = "sip:" + s
 	}
 	var u gosip.Uri
 	if err := gosip.ParseUri(s, &u); err != nil || u.Host == "" {
 		return proxyAddr{}, fmt.Errorf("sip: outbound proxy %q: want sip:host[:port]", raw)
 	}
-	p := proxyAddr{host: strings.Trim(u.Host, "[]"), port: u.Port, transport: "UDP"}
+	p := proxyAddr{host: strings.Trim(u.Host, "[]"), port: u.Port, transport: uriTransport(u),
+		secure: strings.EqualFold(u.Scheme, "sips")}
 	if p.port == 0 {
-		p.port = 5060
-	}
-	if u.UriParams != nil {
-		if t, ok := u.UriParams.Get("transport"); ok && strings.EqualFold(t, "tcp") {
-			p.transport = "TCP"
-		}
+		p.port = gosip.DefaultPort(strings.ToLower(p.transport))
 	}
 	return p, nil
+}
+
+// uriTransport is how a target URI is dialled: TLS for sips: (RFC 3261 §26.2.2)
+// and ;transport=tls, TCP for ;transport=tcp, else UDP.
+func uriTransport(u gosip.Uri) string {
+	tp := "UDP"
+	if u.UriParams != nil {
+		if t, ok := u.UriParams.Get("transport"); ok {
+			switch strings.ToLower(t) {
+			case "tcp":
+				tp = "TCP"
+			case "tls":
+				tp = "TLS"
+			}
+		}
+	}
+	if strings.EqualFold(u.Scheme, "sips") {
+		tp = "TLS"
+	}
+	return tp
 }
 
 // Errors of the transfer path.
@@ -185,7 +203,7 @@ var (
 type transferTarget struct {
 	uri   gosip.Uri // Request-URI / Refer-To (sip form)
 	dest  string    // host:port the requests go to ("" = resolve from uri)
-	tport string    // "UDP" or "TCP"
+	tport string    // "UDP", "TCP" or "TLS"
 	// number is the dialled number for number destinations ("" for URIs).
 	number string
 }
@@ -207,8 +225,12 @@ func (s *Server) targetFor(dest string) (transferTarget, error) {
 		if err != nil {
 			return transferTarget{}, err
 		}
+		scheme := "sip"
+		if p.secure {
+			scheme = "sips"
+		}
 		return transferTarget{
-			uri:    gosip.Uri{Scheme: "sip", User: dest, Host: p.host, Port: p.port},
+			uri:    gosip.Uri{Scheme: scheme, User: dest, Host: p.host, Port: p.port},
 			dest:   p.hostPort(),
 			tport:  p.transport,
 			number: dest,
@@ -218,13 +240,7 @@ func (s *Server) targetFor(dest string) (transferTarget, error) {
 	if err := gosip.ParseUri(dest, &u); err != nil || u.Host == "" {
 		return transferTarget{}, fmt.Errorf("%w: %q", ErrBadDestination, dest)
 	}
-	t := transferTarget{uri: u, tport: "UDP"}
-	if u.UriParams != nil {
-		if tp, ok := u.UriParams.Get("transport"); ok && strings.EqualFold(tp, "tcp") {
-			t.tport = "TCP"
-		}
-	}
-	return t, nil
+	return transferTarget{uri: u, tport: uriTransport(u)}, nil
 }
 
 // flow is how an intent's execution left the call.

@@ -194,6 +194,9 @@ func (c *cli) configCheck(ctx context.Context) error {
 			fmt.Fprintf(c.err, "warning: closure %s: %v (serve skips it)\n", inv.Closure.Date, inv.Err)
 		}
 	}
+	if line := describeTLS(cfg); line != "" {
+		fmt.Fprintln(c.out, line)
+	}
 	fmt.Fprintf(c.out, "config OK: %s\n", c.src)
 	return nil
 }

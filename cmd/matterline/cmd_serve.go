@@ -39,7 +39,8 @@ func (c *cli) newServeCmd() *cobra.Command {
 		Long: `Run matterline: SIP on sip.listen, the control API, metrics and health on
 http.listen, the rules and records in store.path. SIGTERM drains (new calls
 refused, calls in progress may finish up to drain_timeout); SIGINT hangs up at
-once. Logging follows log.level and log.format.`,
+once; SIGHUP re-reads sip.tls.cert_file and key_file. Logging follows log.level
+and log.format.`,
 		Example: "  matterline serve -config /etc/matterline/matterline.yaml\n  MATTERLINE_CONFIG=./matterline.yaml matterline serve",
 		Args:    wantArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -103,6 +104,7 @@ func checkServe(cfg *config.Config, path string, log *slog.Logger) (servePlan, e
 	if err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, checkTLS(cfg, log)...)
 	warnExposedSecrets(log, path)
 	return plan, errors.Join(errs...)
 }
@@ -219,6 +221,7 @@ func serve(ctx context.Context, s stdio, cfg *config.Config, cfgPath string, rea
 		return err
 	}
 	defer a.sip.Close()
+	defer reloadOnHangup(a.sip, cfg.SIP.TLS, log)()
 
 	stopHTTP, err := a.startHTTP(runCtx, db)
 	if err != nil {
@@ -269,6 +272,8 @@ func sipConfig(cfg *config.Config) (sip.Config, error) {
 		OutboundProxy: cfg.SIP.OutboundProxy,
 		OutboundAuth: sip.DigestCredentials{Username: cfg.SIP.OutboundAuth.Username,
 			Password: cfg.SIP.OutboundAuth.Password, Realm: cfg.SIP.OutboundAuth.Realm},
+		TLS: sip.TLSFiles{CertFile: cfg.SIP.TLS.CertFile, KeyFile: cfg.SIP.TLS.KeyFile,
+			CAFile: cfg.SIP.TLS.CAFile},
 		ServiceNumber:            cfg.SIP.ServiceNumber,
 		ReferURI:                 referURI,
 		Mode:                     mode,

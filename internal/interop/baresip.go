@@ -46,8 +46,14 @@ type BaresipOptions struct {
 	// auth_pass). AuthUser defaults to User when only a password is given.
 	AuthUser, AuthPassword string
 	// Transport is the transport of the account's address and outbound proxy.
-	// baresip listens on UDP and TCP either way. Default UDP.
+	// baresip listens on UDP and TCP either way, and with TransportTLS on TLS
+	// too, on the SIP port + 1. Default UDP.
 	Transport Transport
+	// TLSCertificate is a PEM file holding baresip's certificate and private
+	// key (sip_certificate), served on its TLS listener. TLSCAFile is a PEM
+	// file of CAs it trusts for TLS peers (sip_cafile). baresip 1.0.0 has no
+	// sip_verify_server: whether it verifies a server is up to its libre.
+	TLSCertificate, TLSCAFile string
 	// StartTimeout bounds the wait until the control socket answers. Default
 	// DefaultStartTimeout.
 	StartTimeout time.Duration
@@ -83,6 +89,11 @@ func (o BaresipOptions) check() error {
 	for name, v := range map[string]string{"AuthUser": o.AuthUser, "AuthPassword": o.AuthPassword} {
 		if strings.ContainsAny(v, "\"<>; \t\r\n") {
 			return fmt.Errorf("%w: %s has characters the accounts line cannot hold", ErrBadOptions, name)
+		}
+	}
+	for name, v := range map[string]string{"TLSCertificate": o.TLSCertificate, "TLSCAFile": o.TLSCAFile} {
+		if strings.ContainsAny(v, " \t\r\n") {
+			return fmt.Errorf("%w: %s %q: a config value cannot hold spaces", ErrBadOptions, name, v)
 		}
 	}
 	if strings.ContainsAny(o.OutboundProxy, "\"<> \t\r\n") {
@@ -128,10 +139,16 @@ func StartBaresip(t testing.TB, opts BaresipOptions) *Baresip {
 }
 
 func startBaresip(t testing.TB, bin string, opts BaresipOptions) (*Baresip, error) {
-	// baresip's sip_listen opens UDP and TCP on the port.
+	// baresip's sip_listen opens UDP and TCP on the port, and TLS on the
+	// next one.
 	sipPort, err := freePort(true)
 	if err != nil {
 		return nil, err
+	}
+	for opts.Transport == TransportTLS && !tcpPortFree(sipPort+1) {
+		if sipPort, err = freePort(true); err != nil {
+			return nil, err
+		}
 	}
 	ctrlPort, err := freePort(true)
 	if err != nil {
@@ -252,6 +269,12 @@ func (b *Baresip) config(tone, ctrlAddr string) string {
 		"module_app ctrl_tcp.so",
 		"ctrl_tcp_listen " + ctrlAddr,
 	}
+	if b.opts.TLSCertificate != "" {
+		lines = append(lines, "sip_certificate "+b.opts.TLSCertificate)
+	}
+	if b.opts.TLSCAFile != "" {
+		lines = append(lines, "sip_cafile "+b.opts.TLSCAFile)
+	}
 	return strings.Join(lines, "\n") + "\n"
 }
 
@@ -282,8 +305,8 @@ func (b *Baresip) outboundURI() string {
 		return p
 	}
 	uri := "sip:" + p
-	if b.opts.Transport == TransportTCP {
-		uri += ";transport=tcp"
+	if b.opts.Transport != TransportUDP {
+		uri += ";transport=" + b.opts.Transport.String()
 	}
 	return uri + ";lr"
 }
@@ -292,13 +315,22 @@ func (b *Baresip) outboundURI() string {
 func (b *Baresip) Addr() string { return b.addr }
 
 // URI is the user agent's address, sip:user@127.0.0.1:port (with
-// ;transport=tcp for TCP).
+// ;transport=tcp for TCP; for TLS the TLS port and ;transport=tls).
 func (b *Baresip) URI() string {
-	uri := "sip:" + b.opts.User + "@" + b.addr
-	if b.opts.Transport == TransportTCP {
-		uri += ";transport=tcp"
+	switch b.opts.Transport {
+	case TransportTCP:
+		return "sip:" + b.opts.User + "@" + b.addr + ";transport=tcp"
+	case TransportTLS:
+		return "sip:" + b.opts.User + "@" + b.TLSAddr() + ";transport=tls"
 	}
-	return uri
+	return "sip:" + b.opts.User + "@" + b.addr
+}
+
+// TLSAddr is the user agent's SIP/TLS host:port (the SIP port + 1).
+func (b *Baresip) TLSAddr() string {
+	host, port, _ := net.SplitHostPort(b.addr)
+	p, _ := strconv.Atoi(port)
+	return net.JoinHostPort(host, strconv.Itoa(p+1))
 }
 
 // Command sends one ctrl_tcp command (a menu command's long name without the
@@ -307,11 +339,11 @@ func (b *Baresip) Command(command, params string) (string, error) {
 	return b.ctrl.command(command, params, commandTimeout)
 }
 
-// Dial calls uri. A TCP agent appends ";transport=tcp" to what it dials, so a
-// trailing one is removed first rather than doubled.
+// Dial calls uri. A TCP or TLS agent appends its ";transport=" parameter to
+// what it dials, so a trailing one is removed first rather than doubled.
 func (b *Baresip) Dial(uri string) error {
-	if b.opts.Transport == TransportTCP {
-		uri = strings.TrimSuffix(uri, ";transport=tcp")
+	if b.opts.Transport != TransportUDP {
+		uri = strings.TrimSuffix(uri, ";transport="+b.opts.Transport.String())
 	}
 	return b.do("dial", uri)
 }

@@ -37,12 +37,17 @@ const (
 	TransportUDP Transport = iota + 1
 	// TransportTCP listens on TCP as well as UDP and routes over TCP.
 	TransportTCP
+	// TransportTLS listens on TLS as well (baresip: on the SIP port + 1) and
+	// routes over TLS.
+	TransportTLS
 )
 
 func (tr Transport) String() string {
 	switch tr {
 	case TransportTCP:
 		return "tcp"
+	case TransportTLS:
+		return "tls"
 	default:
 		return "udp"
 	}
@@ -225,3 +230,13 @@ func freePort(tcp bool) (int, error) {
 // ErrNotReady is wrapped by the error a Start* function fails the test with
 // when a process does not come up in time.
 var ErrNotReady = errors.New("interop: process not ready")
+
+// tcpPortFree reports whether port can be bound on 127.0.0.1 over TCP now.
+func tcpPortFree(port int) bool {
+	l, err := net.Listen("tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return false
+	}
+	_ = l.Close()
+	return true
+}
