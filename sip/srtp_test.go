@@ -112,3 +112,49 @@ func TestWantsSRTP(t *testing.T) {
 		t.Errorf("srtpToward %+v", got)
 	}
 }
+
+// A re-INVITE with a new key rekeys the caller's side and keeps ours (the answer
+// carries the same key and matterline's stream still decrypts); a plain re-offer
+// under "require" gets 488 and the call goes on.
+func TestSRTPReinviteRekey(t *testing.T) {
+	cfg := defaultTestConfig()
+	cfg.SRTP = media.SRTPRequire
+	e := newEnv(t, cfg)
+	key, b64 := freshKey(t)
+	c := e.answered(phone.InviteOptions{Offer: phone.OfferOptions{Crypto: []string{"1 AES_CM_128_HMAC_SHA1_80 inline:" + b64}}})
+	ours := c.Answer().Crypto[0].Key
+	if err := c.RTP.SetSRTP(media.SRTPKeys{Suite: media.SuiteAES128SHA1_80, Local: key, Remote: ours}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t, 10*time.Second)
+
+	key2, b64two := freshKey(t)
+	res, err := c.Reinvite(ctx, phone.Offer(c.RTP.Addr(), phone.OfferOptions{Version: 2,
+		Crypto: []string{"1 AES_CM_128_HMAC_SHA1_80 inline:" + b64two}}), 0)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("rekey re-INVITE: %v %v", res, err)
+	}
+	d, err := media.ParseSDP(res.Body())
+	if err != nil || d.Proto != "RTP/SAVP" || len(d.Crypto) != 1 || d.Crypto[0].Key != ours {
+		t.Fatalf("answer to the rekey: %v %q %+v", err, d.Proto, d.Crypto)
+	}
+	if err := c.RTP.SetSRTP(media.SRTPKeys{Suite: media.SuiteAES128SHA1_80, Local: key2, Remote: ours}); err != nil {
+		t.Fatal(err)
+	}
+	n := c.RTP.Count()
+	if !c.RTP.WaitPackets(n+10, 5*time.Second) {
+		t.Fatal("no media after the rekey")
+	}
+	if f := c.RTP.SRTPFailures(); f != 0 {
+		t.Errorf("%d packets from matterline failed authentication", f)
+	}
+
+	res, err = c.Reinvite(ctx, phone.Offer(c.RTP.Addr(), phone.OfferOptions{Version: 3}), 0)
+	if err != nil || res.StatusCode != 488 {
+		t.Fatalf("plain re-INVITE under require: %v %v", res, err)
+	}
+	n = c.RTP.Count()
+	if !c.RTP.WaitPackets(n+10, 5*time.Second) || c.RTP.SRTPFailures() != 0 {
+		t.Errorf("media after the refused downgrade: %d failures", c.RTP.SRTPFailures())
+	}
+}
