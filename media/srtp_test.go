@@ -448,7 +448,12 @@ func TestSRTPRelayNoAlloc(t *testing.T) {
 			feed, done := srtpRelayBench(t, tc.src, tc.dst)
 			defer done()
 			feed() // first packet: the per-SSRC state of both contexts
-			if n := testing.AllocsPerRun(1000, feed); n != 0 {
+			n := testing.AllocsPerRun(1000, feed)
+			if raceEnabled && tc.src {
+				t.Logf("%v allocations per packet under -race (sync.Pool drops items); the plain build asserts 0", n)
+				return
+			}
+			if n != 0 {
 				t.Errorf("%v allocations per packet", n)
 			}
 		})
