@@ -106,6 +106,9 @@ type Media struct {
 	PromptsDir string `yaml:"prompts_dir"`
 	// RTPTimeout ends a call with BYE when no RTP arrives for this long (not on hold).
 	RTPTimeout Duration `yaml:"rtp_timeout"`
+	// SRTP is the SDES-SRTP policy (RFC 4568): "off", "offer" (answer SRTP offers
+	// in kind; offer SRTP to sips:/TLS destinations) or "require".
+	SRTP string `yaml:"srtp"`
 }
 
 // HTTP is the control and admin API.
@@ -280,7 +283,7 @@ func Default() Config {
 			ReferURI:                 "sip",
 			Mode:                     "b2bua",
 		},
-		Media: Media{RTPPorts: "10000-20000", RTPTimeout: Duration(30 * time.Second)},
+		Media: Media{RTPPorts: "10000-20000", RTPTimeout: Duration(30 * time.Second), SRTP: "offer"},
 		HTTP:  HTTP{Listen: "127.0.0.1:8080"},
 		Store: Store{Path: "matterline.db"},
 		Clio: Clio{

@@ -224,6 +224,9 @@ func (c *Config) Validate() error {
 	if _, _, err := PortRange(c.Media.RTPPorts); err != nil {
 		return bad("media.rtp_ports", "%v", err)
 	}
+	if err := oneOf(c.Media.SRTP, "off", "offer", "require"); err != nil {
+		return bad("media.srtp", "%v", err)
+	}
 	if c.Media.PromptsDir != "" {
 		st, err := os.Stat(c.Media.PromptsDir)
 		if err != nil {

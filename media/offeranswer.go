@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 )
 
@@ -38,6 +39,18 @@ type OfferAnswerConfig struct {
 	// was negotiated; 101 when zero.
 	DTMFPayloadType uint8
 	PtimeMS         int // a=ptime; 20 when zero
+
+	// SRTP is the leg's SDES-SRTP policy (RFC 4568; config media.srtp); the zero
+	// value behaves as SRTPOff: RTP/SAVP offers are refused with ErrSRTPRefused.
+	// SRTPRequire refuses plain offers with ErrSRTPRequired (both wrap
+	// ErrNoCommonCodec) and makes every offer of ours RTP/SAVP.
+	SRTP SRTPPolicy
+	// OfferSRTP makes our first offer RTP/SAVP under SRTPOffer: the destination
+	// requires it (a sips: URI, transport=tls, a destination marked so). Later
+	// offers keep whatever the session negotiated.
+	OfferSRTP bool
+	// Rand is where our SRTP master keys come from; crypto/rand when nil.
+	Rand io.Reader
 }
 
 // OfferAnswer is the offer/answer state machine of one leg. It owns our SDP (address,
@@ -94,14 +107,26 @@ func (oa *OfferAnswer) AnswerOffer(body []byte) ([]byte, Negotiated, error) {
 	if oa.pending != nil {
 		return nil, Negotiated{}, ErrGlare
 	}
-	desc, err := ParseSDP(body)
+	desc, err := parseSDP(body, oa.cfg.SRTP)
 	if err != nil {
 		return nil, Negotiated{}, fmt.Errorf("offer: %w", err)
 	}
 	desc.Direction = peerDirection(desc)
-	neg, err := Negotiate(desc, oa.cfg.Codecs)
+	if err := oa.checkPolicy(desc); err != nil {
+		return nil, Negotiated{}, fmt.Errorf("offer: %w", err)
+	}
+	neg, err := negotiate(desc, oa.cfg.Codecs, true) // checkPolicy allowed the transport
 	if err != nil {
 		return nil, Negotiated{}, fmt.Errorf("offer: %w", err)
+	}
+	var ours []Crypto
+	if len(desc.Crypto) > 0 {
+		c, err := oa.answerCrypto(desc.Crypto[0])
+		if err != nil {
+			return nil, Negotiated{}, fmt.Errorf("offer: %w", err)
+		}
+		ours = []Crypto{c}
+		neg.SRTP = SRTPKeys{Suite: c.Suite, Local: c.Key, Remote: desc.Crypto[0].Key}
 	}
 	if oa.established {
 		for _, c := range desc.Codecs {
@@ -120,6 +145,8 @@ func (oa *OfferAnswer) AnswerOffer(body []byte) ([]byte, Negotiated, error) {
 		Direction:       neg.Direction,
 		Rejected:        neg.Rejected,
 		AudioIndex:      neg.AudioIndex,
+		Crypto:          ours,
+		Proto:           secureProto(desc.Proto, ours),
 	})
 	oa.established, oa.local, oa.neg, oa.dir = true, local, neg, neg.Direction
 	oa.peerHolds = desc.Direction.OnHold()
@@ -176,6 +203,16 @@ func (oa *OfferAnswer) offer(dir Direction, weHold bool) ([]byte, error) {
 		// ones with port 0, in the same order.
 		l.Rejected, l.AudioIndex = oa.local.Rejected, oa.local.AudioIndex
 	}
+	if oa.offersSRTP() {
+		c, err := oa.offerCrypto()
+		if err != nil {
+			return nil, err
+		}
+		l.Crypto = []Crypto{c}
+		if oa.established {
+			l.Proto = secureProto(oa.local.Proto, l.Crypto)
+		}
+	}
 	l, body := oa.render(l)
 	oa.pending = &pendingOffer{local: l, weHold: weHold}
 	return body, nil
@@ -227,7 +264,7 @@ func (oa *OfferAnswer) ReceiveAnswer(body []byte) (Negotiated, error) {
 }
 
 func (oa *OfferAnswer) readAnswer(p *pendingOffer, body []byte) (Negotiated, bool, error) {
-	desc, err := ParseSDP(body)
+	desc, err := parseSDP(body, SRTPOffer)
 	if err != nil {
 		return Negotiated{}, false, fmt.Errorf("answer: %w", err)
 	}
@@ -239,9 +276,12 @@ func (oa *OfferAnswer) readAnswer(p *pendingOffer, body []byte) (Negotiated, boo
 			ErrBadSDP, len(desc.Streams), desc.AudioIndex, offered, at)
 	}
 	desc.Direction = peerDirection(desc)
-	neg, err := Negotiate(desc, p.local.Codecs)
+	neg, err := negotiate(desc, p.local.Codecs, true) // answeredKeys checks the transport
 	if err != nil {
 		return Negotiated{}, false, fmt.Errorf("answer: codec not offered: %w", err)
+	}
+	if neg.SRTP, err = answeredKeys(p.local.Crypto, desc); err != nil {
+		return Negotiated{}, false, fmt.Errorf("answer: %w", err)
 	}
 	neg.Direction = desc.Direction.Answer().intersect(p.local.Direction)
 	neg.Rejected, neg.AudioIndex = p.local.Rejected, p.local.AudioIndex

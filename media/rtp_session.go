@@ -63,6 +63,9 @@ type SessionConfig struct {
 	// InactivityTimeout ends the session (Timeout channel closes) when no RTP arrives
 	// for this long; 0 disables. Not counted while on hold (SetDirection).
 	InactivityTimeout time.Duration
+	// SRTP are the SDES keys when the leg negotiated RTP/SAVP (srtp.go); zero
+	// means plain RTP. SetSRTP changes them later.
+	SRTP SRTPKeys
 	// OnClose runs once after the socket is closed (e.g. release the port).
 	OnClose func()
 	Logger  *slog.Logger
@@ -90,6 +93,10 @@ type Stats struct {
 	DTMFDropped uint64
 	// SendErrors counts packets the socket refused to send.
 	SendErrors uint64
+	// SRTPAuth counts SRTP packets from the accepted source whose authentication
+	// tag did not verify (metrics label srtp_auth), SRTPReplay replayed ones
+	// (srtp_replay). Neither is in Dropped.
+	SRTPAuth, SRTPReplay uint64
 }
 
 // Session is one leg's RTP: a read loop (latching, DTMF, inactivity) and a paced
@@ -120,6 +127,13 @@ type Session struct {
 	inHandle atomic.Bool // the read loop is inside the PacketHandler
 
 	packetsIn, packetsOut, dropped, wrongSrc, dtmfDropped, sendErrors atomic.Uint64
+
+	// SRTP (srtp.go): nil pointers mean plain RTP; srtpMu orders SetSRTP calls.
+	srtpRx               atomic.Pointer[srtpRx]
+	srtpTx               atomic.Pointer[srtpTx]
+	srtpMu               sync.Mutex
+	srtpAuth, srtpReplay atomic.Uint64
+	srtpWarned           atomic.Bool
 
 	dtmf        chan Digit
 	timedOut    chan struct{}
@@ -198,6 +212,9 @@ func NewSession(cfg SessionConfig) (*Session, error) {
 		SequenceNumber: uint16(rand.Uint32()), // RFC 3550 §5.1: random initial
 	}
 	s.w.nextTS = rand.Uint32()
+	if err := s.SetSRTP(cfg.SRTP); err != nil {
+		return nil, fmt.Errorf("media: new session: %w", err)
+	}
 	go s.readLoop()
 	return s, nil
 }
@@ -338,6 +355,8 @@ func (s *Session) Stats() Stats {
 		WrongSource: s.wrongSrc.Load(),
 		DTMFDropped: s.dtmfDropped.Load(),
 		SendErrors:  s.sendErrors.Load(),
+		SRTPAuth:    s.srtpAuth.Load(),
+		SRTPReplay:  s.srtpReplay.Load(),
 	}
 }
 
@@ -433,6 +452,12 @@ func (s *Session) handlePacket(b []byte, from netip.AddrPort, now time.Time, pkt
 	if len(b) < rtpHeaderSize || b[0]>>6 != 2 || len(b) >= maxPacketSize {
 		s.dropped.Add(1)
 		return
+	}
+	if rx := s.srtpRx.Load(); rx != nil {
+		var ok bool
+		if b, ok = s.unprotect(rx, b); !ok {
+			return
+		}
 	}
 	if err := pkt.Unmarshal(b); err != nil {
 		s.dropped.Add(1)
@@ -639,7 +664,7 @@ func (s *Session) sendFrame(frame []int16, marker bool) (sent bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("media: marshal rtp: %w", err)
 	}
-	if _, err := s.conn.WriteToUDPAddrPort(w.buf[:size], dst); err != nil {
+	if err := s.writeRTP(w.buf[:size], dst); err != nil {
 		if errors.Is(err, net.ErrClosed) {
 			return false, ErrSessionClosed
 		}
@@ -664,7 +689,7 @@ func (s *Session) transmit(b []byte) (sent bool, err error) {
 	if !dst.IsValid() || dst.Port() == 0 || dst.Addr().IsUnspecified() {
 		return false, nil
 	}
-	if _, err := s.conn.WriteToUDPAddrPort(b, dst); err != nil {
+	if err := s.writeRTP(b, dst); err != nil {
 		if errors.Is(err, net.ErrClosed) {
 			return false, ErrSessionClosed
 		}

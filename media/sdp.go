@@ -72,15 +72,33 @@ type Description struct {
 	// audio stream the fields above describe.
 	Streams    []MediaLine
 	AudioIndex int
+
+	// Crypto are the a=crypto lines of an RTP/SAVP audio stream that we can use
+	// (RFC 4568, sdes.go), in the SDP's order of preference; lines with another
+	// suite, an MKI or malformed ones are left out. Empty for plain RTP.
+	Crypto []Crypto
 }
 
 // ParseSDP reads an SDP body and describes one of its audio streams: the first
-// m=audio line that is usable (a non-zero port, plain RTP as RTP/AVP or RTP/AVPF,
-// and a codec we know), else the first m=audio line with a non-zero port, else the
+// m=audio line that is usable (a non-zero port, plain RTP as RTP/AVP or RTP/AVPF
+// or SDES-SRTP as RTP/SAVP or RTP/SAVPF with an a=crypto line we support, and a
+// codec we know), else the first m=audio line with a non-zero port, else the
 // first m=audio line. With the fallback, Negotiate reports ErrUnsupportedTransport or
 // ErrNoCommonCodec. Every m= line is listed in Streams. Errors wrap ErrBadSDP; an
 // SDP whose chosen audio stream has port 0 is one.
+//
+// ParseSDP prefers plain RTP streams; the offer/answer state (OfferAnswer) chooses
+// by its SRTP policy instead.
 func ParseSDP(body []byte) (desc Description, err error) {
+	return parseSDP(body, SRTPOff)
+}
+
+// parseSDP is ParseSDP choosing among the audio streams by an SRTP policy: under
+// SRTPOff (and SRTPUnknown) only plain RTP streams are usable, under SRTPRequire
+// only SDES-SRTP ones, under SRTPOffer the first of either (a best-effort offer
+// of RTP/SAVP and RTP/AVP lines of the same audio is answered on the line the
+// policy takes, the other rejected with port 0).
+func parseSDP(body []byte, policy SRTPPolicy) (desc Description, err error) {
 	// pion/sdp is well fuzzed, but a parser fed from the network must not take the
 	// process down whatever happens inside it.
 	defer func() {
@@ -148,11 +166,12 @@ func ParseSDP(body []byte) (desc Description, err error) {
 	// The first usable audio stream wins (RFC 3264 §6: the answerer picks the
 	// streams it takes; the others are rejected with port 0).
 	for i, st := range streams {
-		if !strings.EqualFold(st.Media, "audio") || st.Port == 0 || !isPlainRTP(st.Proto) {
+		if !strings.EqualFold(st.Media, "audio") || st.Port == 0 || !policyTakes(policy, st.Proto) {
 			continue
 		}
 		d := Description{Streams: streams, AudioIndex: i}
-		if err := d.readAudio(&sd, sd.MediaDescriptions[i]); err == nil && len(d.Codecs) > 0 {
+		if err := d.readAudio(&sd, sd.MediaDescriptions[i]); err == nil && len(d.Codecs) > 0 &&
+			(isPlainRTP(st.Proto) || len(d.Crypto) > 0) {
 			d.Proto = st.Proto
 			return d, nil
 		}
@@ -295,7 +314,24 @@ func (d *Description) readAudio(sd *sdp.SessionDescription, md *sdp.MediaDescrip
 	if d.PtimeMS == 0 {
 		d.PtimeMS = ptimeOf(sd.Attributes)
 	}
+	if isSecureRTP(d.Proto) {
+		d.Crypto = cryptosOf(md.Attributes)
+	}
 	return nil
+}
+
+// cryptosOf returns the usable a=crypto lines (RFC 4568 §9.1) in order.
+func cryptosOf(attrs []sdp.Attribute) []Crypto {
+	var out []Crypto
+	for _, a := range attrs {
+		if !strings.EqualFold(a.Key, "crypto") {
+			continue
+		}
+		if c, err := ParseCrypto(a.Value); err == nil {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // canonicalSDP reorders the lines of each SDP section into RFC 4566 §5 order
@@ -463,6 +499,9 @@ type Negotiated struct {
 	// number and order of m= lines (RFC 3264 §6). Nil for a single-stream offer.
 	Rejected   []MediaLine
 	AudioIndex int
+	// SRTP are the SDES keys when the audio stream is RTP/SAVP (Session.SetSRTP);
+	// zero for plain RTP. Filled in by OfferAnswer, not by Negotiate.
+	SRTP SRTPKeys
 }
 
 // Negotiate picks the first codec of the offer's order that is in allowed
@@ -472,8 +511,16 @@ type Negotiated struct {
 //
 // The chosen Codec keeps the payload type the peer uses. Negotiate also reads a
 // remote answer to our offer: the reversed direction is then our own direction.
+//
+// Negotiate takes plain RTP only; OfferAnswer also takes SDES-SRTP (RTP/SAVP with a
+// usable a=crypto line) when its policy allows.
 func Negotiate(offer Description, allowed []Codec) (Negotiated, error) {
-	if offer.Proto != "" && !isPlainRTP(offer.Proto) {
+	return negotiate(offer, allowed, false)
+}
+
+func negotiate(offer Description, allowed []Codec, srtpOK bool) (Negotiated, error) {
+	secure := srtpOK && isSecureRTP(offer.Proto) && len(offer.Crypto) > 0
+	if offer.Proto != "" && !isPlainRTP(offer.Proto) && !secure {
 		return Negotiated{}, fmt.Errorf("%w: %w %q", ErrNoCommonCodec, ErrUnsupportedTransport, offer.Proto)
 	}
 	if len(allowed) == 0 {
@@ -561,6 +608,11 @@ type LocalSDP struct {
 	// (0: first; clamped to the number of lines). Empty: the audio line alone.
 	Rejected   []MediaLine
 	AudioIndex int
+	// Crypto are our a=crypto lines (RFC 4568); non-empty makes the audio stream
+	// RTP/SAVP (or Proto). Proto overrides the audio transport; "" is RTP/AVP, or
+	// RTP/SAVP with Crypto.
+	Crypto []Crypto
+	Proto  string
 }
 
 // BuildSDP renders an SDP body (RFC 4566/8866) with CRLF line ends. An invalid Addr
@@ -609,7 +661,15 @@ func BuildSDP(l LocalSDP) []byte {
 	}
 	b = append(b, "m=audio "...)
 	b = strconv.AppendInt(b, int64(max(0, min(l.Port, 65535))), 10)
-	b = append(b, " RTP/AVP"...)
+	b = append(b, ' ')
+	switch {
+	case isToken(l.Proto):
+		b = append(b, l.Proto...)
+	case len(l.Crypto) > 0:
+		b = append(b, "RTP/SAVP"...)
+	default:
+		b = append(b, "RTP/AVP"...)
+	}
 	for _, c := range codecs {
 		b = append(b, ' ')
 		b = strconv.AppendUint(b, uint64(c.PayloadType), 10)
@@ -644,6 +704,9 @@ func BuildSDP(l LocalSDP) []byte {
 	b = append(b, "\r\na="...)
 	b = append(b, dir.String()...)
 	b = append(b, "\r\n"...)
+	for _, c := range l.Crypto {
+		b = appendCrypto(b, c)
+	}
 	for _, m := range l.Rejected[audioAt:] {
 		b = appendRejected(b, m)
 	}

@@ -43,7 +43,8 @@ var (
 	clioEndpoints = [...]string{"contacts", "matters", "users", "token", "who_am_i",
 		"communications", "activities", "tasks", "documents"}
 	dtmfSources    = [...]string{"rfc4733", "info", "inband"}
-	rtpDropReasons = [...]string{"malformed", "wrong_source", "payload_type", "queue_full", "late"}
+	rtpDropReasons = [...]string{"malformed", "wrong_source", "payload_type", "queue_full", "late",
+		"srtp_auth", "srtp_replay"}
 	// sipMethods are RFC 3261's methods and the extensions matterline meets.
 	sipMethods = [...]string{"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "REFER", "NOTIFY",
 		"INFO", "SUBSCRIBE", "MESSAGE", "UPDATE", "PRACK", "PUBLISH"}
@@ -313,7 +314,8 @@ func (m *Metrics) RTPOut(n int) {
 	m.rtpPackets.WithLabelValues("out").Add(float64(n))
 }
 
-// RTPDropped counts n RTP packets dropped for reason (malformed, wrong_source, payload_type, queue_full or late).
+// RTPDropped counts n RTP packets dropped for reason (malformed, wrong_source, payload_type, queue_full,
+// late, srtp_auth or srtp_replay).
 func (m *Metrics) RTPDropped(reason string, n int) {
 	if m == nil || n <= 0 {
 		return

@@ -28,6 +28,9 @@ type OfferOptions struct {
 	// Version is the o= session version; raise it for each new offer in a
 	// dialog (RFC 3264 §8). Default 1.
 	Version int
+	// Crypto are a=crypto values (RFC 4568, e.g. "1 AES_CM_128_HMAC_SHA1_80
+	// inline:KEY"); any makes the audio stream RTP/SAVP.
+	Crypto []string
 }
 
 // Offer renders an SDP offer for the RTP address ap.
@@ -64,6 +67,11 @@ func Offer(ap netip.AddrPort, o OfferOptions) []byte {
 	if o.NoDirection {
 		dirLine = ""
 	}
-	return fmt.Appendf(nil, "v=0\r\no=phone 4242 %d IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio %d RTP/AVP %s\r\n%sa=ptime:20\r\n%s",
-		v, ap.Addr(), ap.Addr(), ap.Port(), strings.Join(pts, " "), attrs.String(), dirLine)
+	proto := "RTP/AVP"
+	for _, c := range o.Crypto {
+		proto = "RTP/SAVP"
+		dirLine += "a=crypto:" + c + "\r\n"
+	}
+	return fmt.Appendf(nil, "v=0\r\no=phone 4242 %d IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio %d %s %s\r\n%sa=ptime:20\r\n%s",
+		v, ap.Addr(), ap.Addr(), ap.Port(), proto, strings.Join(pts, " "), attrs.String(), dirLine)
 }

@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
+
+	"github.com/matterline/matterline/media"
 )
 
 // RTPPacket is one RTP packet an RTPPeer received.
@@ -39,6 +42,9 @@ type RTPPeer struct {
 	seq     uint16
 	ts      uint32
 	ssrc    uint32
+	// SRTP (SetSRTP): dec decrypts what arrives, enc encrypts what leaves.
+	dec, enc  *srtp.Context
+	srtpFails int
 }
 
 // NewRTPPeer binds a free UDP port on ip.
@@ -66,8 +72,20 @@ func (r *RTPPeer) read() {
 			}
 			continue
 		}
+		b := buf[:n]
+		r.mu.Lock()
+		dec := r.dec
+		r.mu.Unlock()
+		if dec != nil {
+			if b, err = dec.DecryptRTP(nil, b, nil); err != nil {
+				r.mu.Lock()
+				r.srtpFails++
+				r.mu.Unlock()
+				continue
+			}
+		}
 		var p rtp.Packet
-		if err := p.Unmarshal(buf[:n]); err != nil {
+		if err := p.Unmarshal(b); err != nil {
 			continue
 		}
 		r.mu.Lock()
@@ -136,8 +154,48 @@ func (r *RTPPeer) send(h rtp.Header, payload []byte) error {
 	if err != nil {
 		return err
 	}
+	r.mu.Lock()
+	if r.enc != nil {
+		b, err = r.enc.EncryptRTP(nil, b, nil)
+	}
+	r.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	_, err = r.conn.WriteToUDPAddrPort(b, remote)
 	return err
+}
+
+// SetSRTP makes the peer speak SDES-SRTP (RFC 4568): what it sends is encrypted
+// with k.Local (the key of its own a=crypto line), what arrives must authenticate
+// with k.Remote (the answer's); packets that do not are counted in SRTPFailures
+// and not recorded. Zero keys go back to plain RTP.
+func (r *RTPPeer) SetSRTP(k media.SRTPKeys) error {
+	var dec, enc *srtp.Context
+	if k.Enabled() {
+		profile := srtp.ProtectionProfileAes128CmHmacSha1_80
+		if k.Suite == media.SuiteAES128SHA1_32 {
+			profile = srtp.ProtectionProfileAes128CmHmacSha1_32
+		}
+		var err error
+		if dec, err = srtp.CreateContext(k.Remote[:16], k.Remote[16:], profile, srtp.SRTPReplayProtection(128)); err != nil {
+			return fmt.Errorf("phone: srtp: %w", err)
+		}
+		if enc, err = srtp.CreateContext(k.Local[:16], k.Local[16:], profile); err != nil {
+			return fmt.Errorf("phone: srtp: %w", err)
+		}
+	}
+	r.mu.Lock()
+	r.dec, r.enc = dec, enc
+	r.mu.Unlock()
+	return nil
+}
+
+// SRTPFailures counts packets that did not authenticate (SetSRTP).
+func (r *RTPPeer) SRTPFailures() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.srtpFails
 }
 
 // dtmfEvent maps a key to its RFC 4733 §3.2 event code.

@@ -152,7 +152,7 @@ func (c *call) answer() bool {
 		c.respondInvite(480, "Temporarily Unavailable")
 		return false
 	}
-	sess, oa, err := c.srv.openMedia(c.laddr, c.advertise, c.log)
+	sess, oa, err := c.srv.openMedia(c.laddr, c.advertise, c.srv.inboundSRTP(req), c.log)
 	if err != nil {
 		c.log.Error("media setup failed", "error", err)
 		c.rejectInvite(err)

@@ -32,6 +32,9 @@ type Config struct {
 	// RTPInactivity ends a call with BYE when no RTP arrives for this long (not while
 	// the caller holds the call). Default 30s.
 	RTPInactivity time.Duration
+	// SRTP is the SDES-SRTP policy of every leg (config media.srtp, srtp.go); the
+	// zero value is media.SRTPOff.
+	SRTP media.SRTPPolicy
 	// AnswerWait is how long answering waits for the caller lookup. Default 500ms.
 	AnswerWait time.Duration
 	// LookupTimeout bounds the caller lookup as a whole; after it the call goes on

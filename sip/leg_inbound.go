@@ -224,7 +224,7 @@ func (s *Server) newCall(req *gosip.Request, tx gosip.ServerTransaction, timerSu
 // openMedia binds an RTP port on the listener's address and starts a session
 // with its offer/answer state. The port goes back to the allocator when the
 // session closes.
-func (s *Server) openMedia(laddr netip.AddrPort, advertise netip.Addr, log *slog.Logger) (*media.Session, *offerAnswer, error) {
+func (s *Server) openMedia(laddr netip.AddrPort, advertise netip.Addr, sec legSRTP, log *slog.Logger) (*media.Session, *offerAnswer, error) {
 	ip := laddr.Addr().Unmap()
 	if !ip.IsValid() {
 		ip = netip.IPv4Unspecified()
@@ -248,7 +248,7 @@ func (s *Server) openMedia(laddr netip.AddrPort, advertise netip.Addr, log *slog
 	}
 	// Nothing is sent before the offer/answer says where and how.
 	sess.SetDirection(media.DirInactive)
-	return sess, newOfferAnswer(advertise, port), nil
+	return sess, newOfferAnswer(advertise, port, sec), nil
 }
 
 // inDialog routes a request with a To tag: to an outbound leg (by Call-ID and

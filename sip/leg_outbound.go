@@ -302,7 +302,7 @@ func (c *call) dialOut(dec routing.Decision, extra ...gosip.Header) (*outLeg, er
 	if sess := c.session(); sess != nil {
 		prefer = append(prefer, sess.Codec())
 	}
-	leg.oa = newOfferAnswer(advertise, leg.port, prefer...)
+	leg.oa = newOfferAnswer(advertise, leg.port, s.srtpToward(t), prefer...)
 
 	req := leg.dlg.build(gosip.INVITE, 1)
 	if t.dest != "" {
@@ -470,7 +470,7 @@ func (l *outLeg) startMedia() error {
 		port := l.port
 		sess, err := media.NewSession(media.SessionConfig{
 			Conn: l.conn, Codec: neg.Codec, HasDTMF: neg.HasDTMF, DTMFPayloadType: neg.DTMFPayloadType,
-			Remote: neg.Remote, InactivityTimeout: l.srv.cfg.RTPInactivity,
+			Remote: neg.Remote, InactivityTimeout: l.srv.cfg.RTPInactivity, SRTP: neg.SRTP,
 			OnClose: func() { l.srv.ports.Release(port) },
 			Logger:  l.log,
 		})
@@ -479,8 +479,13 @@ func (l *outLeg) startMedia() error {
 		}
 		l.conn = nil // owned by the session now
 		l.sess = sess
-	} else if neg.Remote.IsValid() && !neg.Remote.Addr().IsUnspecified() {
-		l.sess.SetRemote(neg.Remote)
+	} else {
+		if err := l.sess.SetSRTP(neg.SRTP); err != nil {
+			return fmt.Errorf("leg media: %w", err)
+		}
+		if neg.Remote.IsValid() && !neg.Remote.Addr().IsUnspecified() {
+			l.sess.SetRemote(neg.Remote)
+		}
 	}
 	l.sess.SetDirection(l.oa.direction())
 	return nil

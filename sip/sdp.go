@@ -25,15 +25,17 @@ type offerAnswer struct {
 	m *media.OfferAnswer
 }
 
-// newOfferAnswer starts a leg's state with our address and RTP port; prefer puts
-// a codec first in our offers (the caller's, so a bridge need not transcode).
-func newOfferAnswer(advertise netip.Addr, port int, prefer ...media.Codec) *offerAnswer {
+// newOfferAnswer starts a leg's state with our address and RTP port and its SRTP
+// setup (srtp.go); prefer puts a codec first in our offers (the caller's, so a
+// bridge need not transcode).
+func newOfferAnswer(advertise netip.Addr, port int, sec legSRTP, prefer ...media.Codec) *offerAnswer {
 	codecs := allowedCodecs()
 	if len(prefer) > 0 && prefer[0].Name == media.PCMA.Name {
 		codecs = []media.Codec{media.PCMA, media.PCMU}
 	}
 	return &offerAnswer{m: media.NewOfferAnswer(media.OfferAnswerConfig{
 		Addr: advertise, Port: port, SessionID: randomSessionID(), Codecs: codecs, DTMFPayloadType: 101,
+		SRTP: sec.policy, OfferSRTP: sec.offer,
 	})}
 }
 

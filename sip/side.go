@@ -191,6 +191,9 @@ func (c *call) applyMedia(s *side) {
 		return
 	}
 	neg := s.oa.negotiated()
+	if err := s.sess.SetSRTP(neg.SRTP); err != nil {
+		s.log.Error("srtp keys not applied", "error", err)
+	}
 	if neg.Remote.IsValid() && !neg.Remote.Addr().IsUnspecified() && neg.Remote != s.sess.Remote() {
 		s.log.Info("remote media moved", "to", neg.Remote.String())
 		s.sess.SetRemote(neg.Remote)

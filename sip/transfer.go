@@ -206,6 +206,9 @@ type transferTarget struct {
 	tport string    // "UDP", "TCP" or "TLS"
 	// number is the dialled number for number destinations ("" for URIs).
 	number string
+	// requireSRTP marks a destination that must get an RTP/SAVP offer (srtp.go);
+	// sips: and transport=tls targets get one without it.
+	requireSRTP bool
 }
 
 // targetFor turns a routing destination into a dial target. Numbers go to the

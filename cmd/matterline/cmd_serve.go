@@ -268,6 +268,10 @@ func sipConfig(cfg *config.Config) (sip.Config, error) {
 	if err != nil {
 		return sip.Config{}, fmt.Errorf("agent.mode: %w", err)
 	}
+	srtpPolicy, err := media.ParseSRTPPolicy(cfg.Media.SRTP)
+	if err != nil {
+		return sip.Config{}, fmt.Errorf("media.srtp: %w", err)
+	}
 	return sip.Config{
 		OutboundProxy: cfg.SIP.OutboundProxy,
 		OutboundAuth: sip.DigestCredentials{Username: cfg.SIP.OutboundAuth.Username,
@@ -294,6 +298,7 @@ func sipConfig(cfg *config.Config) (sip.Config, error) {
 		TCPUntrustedIdleTimeout:  cfg.SIP.TCPUntrustedIdleTimeout.D(),
 		TCPFirstMessageTimeout:   cfg.SIP.TCPFirstMessageTimeout.D(),
 		RTPInactivity:            cfg.Media.RTPTimeout.D(),
+		SRTP:                     srtpPolicy,
 		AnswerWait:               cfg.Clio.AnswerWait.D(),
 		LookupTimeout:            cfg.Clio.LookupTimeout.D(),
 		Menu:                     cfg.IVR.Menu,

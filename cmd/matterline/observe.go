@@ -136,6 +136,8 @@ func (o observer) RTPStats(_ string, st media.Stats) {
 	o.m.RTPOut(int(st.PacketsOut))
 	o.m.RTPDropped("malformed", int(st.Dropped))
 	o.m.RTPDropped("wrong_source", int(st.WrongSource))
+	o.m.RTPDropped("srtp_auth", int(st.SRTPAuth))
+	o.m.RTPDropped("srtp_replay", int(st.SRTPReplay))
 }
 
 // decisionJSON is the decision object of DESIGN.md's `rules test --json` contract.

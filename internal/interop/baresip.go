@@ -57,6 +57,11 @@ type BaresipOptions struct {
 	// StartTimeout bounds the wait until the control socket answers. Default
 	// DefaultStartTimeout.
 	StartTimeout time.Duration
+	// MediaEnc is the account's media encryption (baresip's srtp module, SDES
+	// per RFC 4568): "srtp" (best effort: RTP/AVP with a=crypto), "srtp-mand"
+	// (RTP/SAVP, calls without SRTP fail) or "srtp-mandf" (RTP/SAVPF). Empty:
+	// plain RTP.
+	MediaEnc string
 }
 
 func (o BaresipOptions) withDefaults() BaresipOptions {
@@ -98,6 +103,11 @@ func (o BaresipOptions) check() error {
 	}
 	if strings.ContainsAny(o.OutboundProxy, "\"<> \t\r\n") {
 		return fmt.Errorf("%w: OutboundProxy %q", ErrBadOptions, o.OutboundProxy)
+	}
+	switch o.MediaEnc {
+	case "", "srtp", "srtp-mand", "srtp-mandf":
+	default:
+		return fmt.Errorf("%w: MediaEnc %q", ErrBadOptions, o.MediaEnc)
 	}
 	return nil
 }
@@ -264,6 +274,7 @@ func (b *Baresip) config(tone, ctrlAddr string) string {
 		"module g711.so",
 		"module aufile.so",
 		"module alsa.so",
+		"module srtp.so",
 		"module_tmp account.so",
 		"module_app menu.so",
 		"module_app ctrl_tcp.so",
@@ -295,6 +306,9 @@ func (b *Baresip) account() string {
 	}
 	if o.AuthPassword != "" {
 		params = append(params, "auth_pass="+o.AuthPassword)
+	}
+	if o.MediaEnc != "" {
+		params = append(params, "mediaenc="+o.MediaEnc)
 	}
 	return "<" + b.URI() + ">;" + strings.Join(params, ";")
 }
