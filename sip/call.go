@@ -72,6 +72,7 @@ type call struct {
 	ringStop       func()        // stops the ringback the caller hears
 	msgDone        chan struct{} // closed when the rule's message, played while dialling, ends
 	msgStop        func()        // cuts the rule's message short and waits for it
+	agentTried     bool          // the stream agent had the call (agent_stream.go)
 
 	// recStart is closed when the write of the row at the INVITE is over (cdr.go);
 	// set at the start of live, nil without call records.
@@ -132,6 +133,9 @@ func (c *call) live() {
 		return
 	}
 	c.setState(StateInMenu)
+	if c.agentStreamFirst() { // agent.mode first with agent.stream_url
+		return
+	}
 	c.menu()
 }
 

@@ -23,10 +23,11 @@ const (
 	StateEnding                 // teardown in progress (BYE, media, ports)
 	StateEnded                  // gone
 	StateBridged                // a transfer bridged the caller to the destination
+	StateAgent                  // a media-stream agent has the call (agent_stream.go)
 )
 
 var callStateNames = [...]string{"unknown", "ringing", "answered", "in_menu", "routing",
-	"transferring", "held", "ending", "ended", "bridged"}
+	"transferring", "held", "ending", "ended", "bridged", "agent"}
 
 func (s CallState) String() string {
 	if int(s) < len(callStateNames) {

@@ -35,6 +35,8 @@ type Server struct {
 	cdr        CallRecorder
 	messages   MessageStore
 	legs       legTable // outbound legs by SIP Call-ID (leg_outbound.go)
+	// agentStream is the media-stream agent (agent_stream.go).
+	agentStream agentStreamConf
 
 	reg      *Registry
 	ua       *sipgo.UserAgent

@@ -475,7 +475,7 @@ func (s *Server) Transfer(ctx context.Context, id string, intent routing.Intent)
 		st = c.heldFrom
 	}
 	c.mu.Unlock()
-	if st != StateInMenu {
+	if st != StateInMenu && st != StateAgent { // StateAgent: a stream agent asks (agent_stream.go)
 		return routing.Decision{}, fmt.Errorf("transfer %s (state %s): %w", id, st, ErrCallState)
 	}
 	var dec routing.Decision
