@@ -32,6 +32,7 @@ type Config struct {
 	Firm     Firm     `yaml:"firm"`
 	Log      Log      `yaml:"log"`
 	HEP      HEP      `yaml:"hep"`
+	Agent    Agent    `yaml:"agent"`
 	// DrainTimeout is how long SIGTERM waits for calls to finish before BYE.
 	DrainTimeout Duration `yaml:"drain_timeout"`
 }
@@ -249,6 +250,18 @@ type HEP struct {
 	Password string `yaml:"password"`
 }
 
+// Agent is a voice-AI agent that takes calls after the lookup.
+type Agent struct {
+	// URI is the SIP URI of an agent reached by a SIP leg.
+	URI string `yaml:"uri"`
+	// Mode is "off", "first" (every call goes to the agent after the lookup) or
+	// "fallback" (the agent takes calls whose menu attempts ran out).
+	Mode string `yaml:"mode"`
+	// StreamURL is the WebSocket of a Twilio-Media-Streams-style agent:
+	// ws:// only to a loopback host, wss:// otherwise.
+	StreamURL string `yaml:"stream_url"`
+}
+
 // Default returns the embedded defaults of DESIGN.md.
 func Default() Config {
 	return Config{
@@ -305,6 +318,7 @@ func Default() Config {
 		Firm:         Firm{TimeZone: "America/New_York"},
 		Log:          Log{Level: "info", Format: "text"},
 		HEP:          HEP{AgentID: 2001},
+		Agent:        Agent{Mode: "off"},
 		DrainTimeout: Duration(30 * time.Second),
 	}
 }

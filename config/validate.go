@@ -14,6 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/matterline/matterline/agentstream"
 	"github.com/matterline/matterline/routing"
 )
 
@@ -359,6 +360,37 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.HEP.Address); err != nil {
 			return bad("hep.address", "want HOST:PORT, got %q", c.HEP.Address)
 		}
+	}
+	if err := c.Agent.validate(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// validate checks agent.*: a known mode, a sound URL, and exactly one way to
+// reach the agent when the mode is not off.
+func (a Agent) validate() error {
+	bad := func(key, format string, args ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrInvalid, key, fmt.Sprintf(format, args...))
+	}
+	if err := oneOf(a.Mode, "off", "first", "fallback"); err != nil {
+		return bad("agent.mode", "%v", err)
+	}
+	if a.URI != "" {
+		if err := checkSIPURI(a.URI); err != nil {
+			return bad("agent.uri", "%v", err)
+		}
+	}
+	if a.StreamURL != "" {
+		if _, err := agentstream.CheckURL(a.StreamURL); err != nil {
+			return bad("agent.stream_url", "%v", err)
+		}
+	}
+	if a.URI != "" && a.StreamURL != "" {
+		return bad("agent.stream_url", "set agent.uri (a SIP agent) or agent.stream_url (a media-stream agent), not both")
+	}
+	if a.Mode != "off" && a.URI == "" && a.StreamURL == "" {
+		return bad("agent.mode", "%q needs agent.uri or agent.stream_url", a.Mode)
 	}
 	return nil
 }
