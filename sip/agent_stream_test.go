@@ -222,3 +222,34 @@ func TestParseAgentMode(t *testing.T) {
 		}
 	}
 }
+
+// agent.mode fallback: the agent takes the call once the menu attempts ran out;
+// back from it, the menu starts over; a second exhaustion says goodbye.
+func TestAgentStreamFallbackAfterMenu(t *testing.T) {
+	fs := newFakeStreamer()
+	cfg := defaultTestConfig()
+	cfg.MenuAttempts, cfg.MenuTimeout = 1, 300*time.Millisecond
+	e := newEnv(t, cfg, WithAgentStream(AgentModeFallback, fs))
+	c := e.answered(phone.InviteOptions{})
+	s := fs.next(t)
+	if seq := promptSequence(c.RTP.Packets()); len(seq) == 0 || seq[0] != media.PromptGreeting {
+		t.Errorf("before the agent: %v, want the greeting", seq)
+	}
+	eventually(t, 5*time.Second, "the agent's audio", func() bool { return agentHeard(c.RTP.Packets()) >= 5 })
+	s.kill()
+	eventually(t, 10*time.Second, "greeting again, then goodbye", func() bool {
+		var after []phone.RTPPacket // what the caller heard after the agent
+		for i, p := range c.RTP.Packets() {
+			if len(p.Payload) > 0 && p.Payload[0] == media.EncodeUlaw(agentLevel) {
+				after = c.RTP.Packets()[i+1:]
+			}
+		}
+		seq := promptSequence(after)
+		return len(seq) == 2 && seq[0] == media.PromptGreeting && seq[1] == media.PromptGoodbye
+	})
+	select {
+	case <-fs.streams:
+		t.Error("the agent was tried twice")
+	default:
+	}
+}
