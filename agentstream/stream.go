@@ -161,13 +161,13 @@ type EndReason uint8
 
 // End reasons.
 const (
-	EndUnknown     EndReason = iota
-	EndStopped               // we stopped it (Stop: a transfer, the call ending)
-	EndAgentClosed           // the agent closed the WebSocket
-	EndReadError             // reading from the agent failed
-	EndPongTimeout           // no pong within PongTimeout
-	EndWriteTimeout          // the agent did not take a message within WriteTimeout
-	EndMediaGone             // the call's media closed
+	EndUnknown      EndReason = iota
+	EndStopped                // we stopped it (Stop: a transfer, the call ending)
+	EndAgentClosed            // the agent closed the WebSocket
+	EndReadError              // reading from the agent failed
+	EndPongTimeout            // no pong within PongTimeout
+	EndWriteTimeout           // the agent did not take a message within WriteTimeout
+	EndMediaGone              // the call's media closed
 )
 
 var endNames = [...]string{"unknown", "stopped", "agent_closed", "read_error", "pong_timeout", "write_timeout", "media_gone"}
@@ -222,8 +222,8 @@ type Stream struct {
 	stopped sync.Once
 	// stopReason is the end reason of a stop we asked for (Stop, the media's end).
 	stopReason atomic.Uint32
-	play    *playout
-	untap   func()
+	play       *playout
+	untap      func()
 
 	framesSent, upDropped, malformed, ignored, marks, clears atomic.Uint64
 	controlDropped                                           atomic.Uint64
