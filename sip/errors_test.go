@@ -66,7 +66,7 @@ func TestEnumStrings(t *testing.T) {
 	if EndUnknown.String() != "unknown" || EndCallerBye.String() != "caller_bye" || EndReason(200).String() != "unknown" {
 		t.Error("end reason names")
 	}
-	if int(StateBridged)+1 != len(callStateNames) || int(EndOurBye)+1 != len(endReasonNames) {
+	if int(StateAgent)+1 != len(callStateNames) || int(EndOurBye)+1 != len(endReasonNames) {
 		t.Error("name tables out of step with the enums")
 	}
 }
