@@ -3,6 +3,7 @@ module github.com/matterline/matterline
 go 1.26.8
 
 require (
+	github.com/coder/websocket v1.8.15
 	github.com/emiago/sipgo v1.7.2
 	github.com/google/uuid v1.6.0
 	github.com/icholy/digest v1.2.0

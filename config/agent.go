@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 
+	"github.com/matterline/matterline/agentstream"
 	"github.com/matterline/matterline/routing"
 )
 
@@ -15,6 +16,9 @@ type Agent struct {
 	// fallback (calls the menu cannot serve: the responsible rule closed, the
 	// menu's attempts exhausted).
 	Mode string `yaml:"mode"`
+	// StreamURL is the WebSocket of a Twilio-Media-Streams-style agent: ws://
+	// only to a loopback host, wss:// otherwise. Set agent.uri or this, not both.
+	StreamURL string `yaml:"stream_url"`
 }
 
 func (a Agent) validate() error {
@@ -29,8 +33,16 @@ func (a Agent) validate() error {
 			return bad("agent.uri", "want a sip: or sips: URI, got %q", a.URI)
 		}
 	}
-	if a.Mode != "off" && a.URI == "" {
-		return bad("agent.uri", "agent.mode %s needs agent.uri", a.Mode)
+	if a.StreamURL != "" {
+		if _, err := agentstream.CheckURL(a.StreamURL); err != nil {
+			return bad("agent.stream_url", "%v", err)
+		}
+	}
+	if a.URI != "" && a.StreamURL != "" {
+		return bad("agent.stream_url", "set agent.uri (a SIP agent) or agent.stream_url (a media-stream agent), not both")
+	}
+	if a.Mode != "off" && a.URI == "" && a.StreamURL == "" {
+		return bad("agent.mode", "%q needs agent.uri or agent.stream_url", a.Mode)
 	}
 	return nil
 }

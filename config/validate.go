@@ -369,7 +369,7 @@ func (c *Config) Validate() error {
 			return bad("hep.address", "want HOST:PORT, got %q", c.HEP.Address)
 		}
 	}
-	if err := c.Agent.validate(); err != nil { // agent.go
+	if err := c.Agent.validate(); err != nil {
 		return err
 	}
 	return nil

@@ -101,10 +101,10 @@ func (w agentWhy) String() string {
 	return "unknown"
 }
 
-// agentEnabled reports whether calls can go to an agent (a SIP URI or a stream
-// agent plugged in with WithStreamAgent) in mode m.
+// agentEnabled reports whether calls can go to a SIP agent in mode m (a
+// media-stream agent has its own path, agent_stream.go).
 func (s *Server) agentEnabled(m AgentMode) bool {
-	return s.cfg.AgentMode == m && (s.cfg.AgentURI != "" || s.streamAgent != nil)
+	return s.cfg.AgentMode == m && s.cfg.AgentURI != ""
 }
 
 // agentAtStart runs when the call is answered, before the menu: with agent.mode
@@ -277,9 +277,6 @@ func (c *call) agentDecision() routing.Decision {
 // was unreachable, busy, did not answer, or its media stopped).
 func (c *call) toAgent(why agentWhy) bool {
 	c.log.Info("call goes to the agent", "why", why.String())
-	if c.srv.streamAgent != nil {
-		return c.toStreamAgent(why)
-	}
 	callerSess := c.session()
 	if callerSess == nil {
 		return true

@@ -2,151 +2,190 @@ package sip
 
 import (
 	"context"
-	"fmt"
+	"strconv"
 
+	"github.com/matterline/matterline/lookup"
 	"github.com/matterline/matterline/media"
+	"github.com/matterline/matterline/routing"
 )
 
-// StreamAgent is a voice agent reached by something other than SIP (the
-// WebSocket media stream of agent.stream_url). Plugged in with WithStreamAgent,
-// it takes the calls agent.mode sends to the agent instead of agent.uri; the
-// call keeps the same rules: the menu when it cannot connect, transfers only
-// through AgentCall.Transfer (the same checks as the SIP agent's REFER).
-type StreamAgent interface {
-	// Connect starts the agent's part of a call and returns once the agent is
-	// connected (nil: the agent now reads and writes the caller's audio through
-	// call.Media) or could not be (an error: the menu takes the call). ctx is
-	// bounded by Config.AgentAnswerTimeout.
-	Connect(ctx context.Context, call AgentCall) (AgentSession, error)
+// A media-stream agent (agent.stream_url): after the lookup the caller's audio
+// goes to a self-hosted voice agent over a WebSocket and the agent's audio comes
+// back (package agentstream, plugged in with WithAgentStream). The agent
+// transfers through the HTTP API (Server.Transfer), which stops the stream and
+// runs the decision; a stream that ends otherwise returns the caller to the menu.
+
+// AgentParam is one piece of the lookup context handed to an agent: the same
+// names as the SIP agent's X-Matterline-* headers, lower case with underscores
+// (call_id, lookup, contact_id, contact_name, matter_id, matter, staff_id, staff,
+// open).
+type AgentParam struct {
+	Name, Value string
 }
 
-// AgentSession is one call's connection to a stream agent.
-type AgentSession interface {
-	// Done is closed when the agent's part ended on its own.
+// AgentStreamRequest opens one call's stream.
+type AgentStreamRequest struct {
+	Call   CallInfo
+	Params []AgentParam
+	Media  *media.Session
+}
+
+// AgentStreamer opens media streams to the agent (package agentstream
+// implements it through an adapter in cmd/matterline).
+type AgentStreamer interface {
+	OpenStream(ctx context.Context, req AgentStreamRequest) (AgentStream, error)
+}
+
+// AgentStream is one call's running stream.
+type AgentStream interface {
+	// DTMF forwards a key the caller pressed; it never blocks.
+	DTMF(key rune)
+	// Stop sends the stop message and ends the audio both ways; idempotent.
+	Stop()
+	// Wait waits for the stream's goroutines (the WebSocket close included).
+	Wait()
+	// Done is closed when the stream ended on its own or by Stop.
 	Done() <-chan struct{}
-	// Err says why after Done: nil when the agent hung up (the call ends with
-	// BYE), an error when it failed (the menu takes the call).
-	Err() error
-	// Close ends the agent's part (a transfer, the caller hung up); it stops
-	// using call.Media before it returns. Idempotent.
-	Close() error
+	// Reason says why it ended, for logs ("agent_closed", "pong_timeout", ...).
+	Reason() string
 }
 
-// AgentCall is what a stream agent gets for a call.
-type AgentCall struct {
-	Info    CallInfo
-	Context AgentContext
-	// Media is the caller's RTP session: the agent plays to it and reads from it
-	// while connected; the call plays nothing meanwhile.
-	Media *media.Session
-	// Transfer asks for a transfer like the SIP agent's REFER: target is
-	// rule-NAME, staff-NAME, an extension, a number equal to a rule's
-	// destination, or a sip:/tel: URI of one of those (sip: only with one of our
-	// addresses). nil: accepted; the session is closed and the decision runs on
-	// the caller's leg. An error wrapping ErrAgentRefused otherwise; the caller
-	// stays with the agent.
-	Transfer func(ctx context.Context, target string) error
+// agentStreamConf is the server's stream agent (WithAgentStream).
+type agentStreamConf struct {
+	mode     AgentMode
+	streamer AgentStreamer
 }
 
-// WithStreamAgent plugs in a stream agent (agent.stream_url) used instead of
-// agent.uri by agent.mode first and fallback.
-func WithStreamAgent(a StreamAgent) Option { return func(s *Server) { s.streamAgent = a } }
-
-// streamTransfer is a stream agent's transfer request, served by the call's
-// goroutine while the agent is connected.
-type streamTransfer struct {
-	target string
-	reply  chan error
+// WithAgentStream sends calls to a media-stream agent as mode says.
+func WithAgentStream(mode AgentMode, s AgentStreamer) Option {
+	return func(srv *Server) { srv.agentStream = agentStreamConf{mode: mode, streamer: s} }
 }
 
-// toStreamAgent is toAgent for a stream agent.
-func (c *call) toStreamAgent(why agentWhy) bool {
+// agentStreamFirst runs the stream for an answered call when agent.mode is
+// first; true when the call left (transferred or ended), false when it goes on
+// to the menu.
+func (c *call) agentStreamFirst() bool {
+	a := c.srv.agentStream
+	if a.streamer == nil || a.mode != AgentModeFirst {
+		return false
+	}
+	return c.runAgentStream()
+}
+
+// agentStreamFallback runs the stream once per call when the menu's attempts
+// ran out and agent.mode is fallback. ran reports whether the agent was tried
+// (the menu then starts over instead of saying goodbye); left that the call
+// left.
+func (c *call) agentStreamFallback() (ran, left bool) {
+	a := c.srv.agentStream
+	if a.streamer == nil || a.mode != AgentModeFallback || c.agentTried {
+		return false, false
+	}
+	return true, c.runAgentStream()
+}
+
+// runAgentStream hands the call to the stream agent after the lookup and serves
+// it until the stream ends (false: back to the menu, which plays the greeting
+// again), an API transfer is decided (its execution runs here) or the call ends.
+func (c *call) runAgentStream() (left bool) {
+	c.agentTried = true
+	if !c.waitLookup() {
+		return true
+	}
 	sess := c.session()
 	if sess == nil {
 		return true
 	}
-	c.setAgentUsed()
-	xfer := make(chan streamTransfer)
-	stopped := make(chan struct{})
-	defer close(stopped)
-	ac := AgentCall{Info: c.info(), Context: c.agentContext(), Media: sess,
-		Transfer: func(ctx context.Context, target string) error {
-			r := streamTransfer{target: target, reply: make(chan error, 1)}
-			select {
-			case xfer <- r:
-			case <-stopped:
-				return fmt.Errorf("%w: the agent's part is over", ErrAgentRefused)
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			select {
-			case err := <-r.reply:
-				return err
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}}
-	var as AgentSession
-	err := c.await(func(ctx context.Context) error {
-		cctx, cancel := context.WithTimeout(ctx, c.srv.cfg.AgentAnswerTimeout)
-		defer cancel()
-		var err error
-		as, err = c.srv.streamAgent.Connect(cctx, ac)
+	req := AgentStreamRequest{Call: c.info(), Params: c.agentParams(), Media: sess}
+	var st AgentStream
+	err := c.await(func(ctx context.Context) (err error) {
+		st, err = c.srv.agentStream.streamer.OpenStream(ctx, req)
 		return err
 	})
-	if err != nil || as == nil {
-		if as != nil {
-			_ = as.Close()
-		}
+	if err != nil {
 		if c.ending() {
 			return true
 		}
-		c.log.Warn("stream agent unavailable: menu instead", "why", why.String(), "error", err)
+		c.log.Warn("agent stream failed to open; menu", "error", err)
 		return false
 	}
-	c.agentSince(c.srv.now())
+	c.log.Info("call handed to the stream agent")
 	c.setState(StateAgent)
-	c.log.Info("stream agent connected")
-	end := func() {
-		_ = as.Close()
-		c.agentUntil(c.srv.now())
-		c.setState(StateRouting)
+	stop := func() {
+		_ = c.await(func(context.Context) error { st.Stop(); return nil })
+		c.srv.goTracked(st.Wait)
 	}
+	dtmf := sess.DTMF()
 	for {
 		select {
+		case <-c.ctx.Done():
+			stop()
+			return true
+		case <-st.Done():
+			c.srv.goTracked(st.Wait)
+			c.log.Info("agent stream ended; menu", "reason", st.Reason())
+			c.setState(StateInMenu)
+			return false
+		case d := <-dtmf:
+			c.notifyDTMF(d.Source)
+			st.DTMF(d.Key)
 		case ev := <-c.events:
-			if in, ok := ev.(*injectEvent); ok {
-				in.reply <- nil
-				end()
-				return c.agentTransfer(in.intent, in.dec, IntentSourceAPI, nil)
-			}
-			c.handle(ev)
-		case r := <-xfer:
-			intent, dec, err := c.agentIntent(nil, r.target)
-			if err != nil {
-				c.log.Warn("stream agent transfer refused", "target", maskTarget(r.target), "error", err)
-				r.reply <- err
+			in, ok := ev.(*injectEvent)
+			if !ok {
+				c.handle(ev)
 				continue
 			}
-			r.reply <- nil
-			end()
-			return c.agentTransfer(intent, dec, IntentSourceAgent, nil)
-		case <-as.Done():
-			c.agentUntil(c.srv.now())
-			if err := as.Err(); err != nil {
-				c.log.Warn("stream agent failed: menu instead", "error", err)
-				_ = as.Close()
-				c.setState(StateInMenu)
-				return c.ending()
+			// A transfer from the agent (HTTP API): the stream stops, the
+			// decision runs as from the menu.
+			c.setState(StateRouting)
+			in.reply <- nil
+			stop()
+			c.log.Info("intent from the api while streaming", "intent", in.intent.String())
+			f := c.serveDecided(in.intent, in.dec)
+			if f.left || c.ending() {
+				return true
 			}
-			c.log.Info("stream agent hung up")
-			_ = as.Close()
-			c.finish(EndCalleeBye)
-			return true
-		case <-c.ctx.Done():
-			_ = as.Close()
-			c.agentUntil(c.srv.now())
-			return true
+			// Not served: its prompts (nobody available...), then the menu.
+			if n := len(f.next); n > 0 && f.next[n-1] == media.PromptGreeting {
+				f.next = f.next[:n-1]
+			}
+			c.playPrompts(f.next...)
+			return c.ending()
 		}
 	}
+}
+
+// agentParams is the lookup context for the agent, in the order of the SIP
+// agent's X-Matterline-* headers. open says whether the responsible rule is
+// within its hours now (false when there is none or no router).
+func (c *call) agentParams() []AgentParam {
+	info := c.info()
+	res := info.Lookup
+	status := res.Status.String()
+	if res.Status == lookup.StatusUnknown {
+		status = "error"
+	}
+	p := []AgentParam{{"call_id", c.id}, {"lookup", status}}
+	add := func(name, v string) { p = append(p, AgentParam{name, v}) }
+	if res.Contact != nil {
+		add("contact_id", strconv.FormatInt(res.Contact.ID, 10))
+		add("contact_name", res.Contact.Name)
+	}
+	if res.Matter != nil {
+		add("matter_id", strconv.FormatInt(res.Matter.ID, 10))
+		add("matter", res.Matter.DisplayNumber)
+	}
+	if res.Staff != nil {
+		add("staff_id", strconv.FormatInt(res.Staff.ID, 10))
+		add("staff", res.Staff.Name)
+	}
+	open := false
+	if r := c.srv.router; r != nil && res.Staff != nil {
+		dctx, cancel := context.WithTimeout(c.ctx, routerTimeout)
+		dec := c.decide(dctx, r, routing.Intent{Kind: routing.IntentResponsible})
+		cancel()
+		open = dec.Action == routing.ActionTransfer
+	}
+	add("open", strconv.FormatBool(open))
+	return p
 }

@@ -73,6 +73,7 @@ type call struct {
 	msgDone        chan struct{} // closed when the rule's message, played while dialling, ends
 	msgStop        func()        // cuts the rule's message short and waits for it
 	agentReport    func(int)     // the agent's final sipfrag, pending an accepted transfer (agent.go)
+	agentTried     bool          // the stream agent had the call (agent_stream.go)
 
 	// recStart is closed when the write of the row at the INVITE is over (cdr.go);
 	// set at the start of live, nil without call records.
@@ -134,7 +135,7 @@ func (c *call) live() {
 		return
 	}
 	c.setState(StateInMenu)
-	if c.agentAtStart() { // agent.mode first or fallback (agent.go)
+	if c.agentStreamFirst() || c.agentAtStart() { // agent.mode first: a media-stream agent (agent_stream.go) or a SIP one (agent.go)
 		return
 	}
 	c.menu()

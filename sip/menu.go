@@ -70,6 +70,12 @@ func (c *call) menu() {
 			continue
 		}
 		if failures >= cfg.MenuAttempts {
+			if ran, left := c.agentStreamFallback(); left {
+				return
+			} else if ran {
+				failures = 0 // back from the agent: the menu starts over
+				continue
+			}
 			c.log.Info("menu attempts exhausted")
 			if c.agentAfterMenu() { // agent.mode fallback (agent.go)
 				return

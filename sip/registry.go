@@ -23,7 +23,7 @@ const (
 	StateEnding                 // teardown in progress (BYE, media, ports)
 	StateEnded                  // gone
 	StateBridged                // a transfer bridged the caller to the destination
-	StateAgent                  // the caller talks with the voice agent (agent.go)
+	StateAgent                  // a voice agent has the call: a SIP leg (agent.go) or a media stream (agent_stream.go)
 )
 
 var callStateNames = [...]string{"unknown", "ringing", "answered", "in_menu", "routing",

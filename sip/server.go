@@ -35,6 +35,8 @@ type Server struct {
 	cdr        CallRecorder
 	messages   MessageStore
 	legs       legTable // outbound legs by SIP Call-ID (leg_outbound.go)
+	// agentStream is the media-stream agent (agent_stream.go).
+	agentStream agentStreamConf
 
 	reg      *Registry
 	ua       *sipgo.UserAgent
@@ -46,8 +48,6 @@ type Server struct {
 
 	obs serverObs // observer and SIP trace (observe.go, trace.go)
 
-	// streamAgent takes agent calls instead of Config.AgentURI (agent_stream.go).
-	streamAgent StreamAgent
 
 	draining atomic.Bool
 	wg       sync.WaitGroup // call goroutines, leg reapers and listener loops

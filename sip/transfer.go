@@ -495,7 +495,7 @@ func (s *Server) Transfer(ctx context.Context, id string, intent routing.Intent)
 		st = c.heldFrom
 	}
 	c.mu.Unlock()
-	if st != StateInMenu && st != StateAgent { // the agent's caller too (agent.go)
+	if st != StateInMenu && st != StateAgent { // a caller with a SIP or stream agent too
 		return routing.Decision{}, fmt.Errorf("transfer %s (state %s): %w", id, st, ErrCallState)
 	}
 	var dec routing.Decision

@@ -19,9 +19,9 @@ import (
 )
 
 func (c *cli) newDemoCmd() *cobra.Command {
-	var call bool
+	var call, agent bool
 	cmd := &cobra.Command{
-		Use:   "demo [--call]",
+		Use:   "demo [--call | --agent]",
 		Short: "Run the server on loopback with a sandbox Clio and sample rules",
 		Long: `Run matterline on this machine only (loopback SIP and HTTP, a throw-away
 database) with a SANDBOX Clio holding demo clients and matters and a set of
@@ -30,18 +30,21 @@ own configuration file next to its database (removed when it stops) and prints
 commands that use it from another terminal while it runs: rules list, rules
 test, clio staff, calls, health and a curl of the control API. With --call,
 place a scripted call with built-in test phones instead, print each step and
-stop.`,
-		Example: "  matterline demo\n  matterline demo --call",
+stop. With --agent, the scripted call goes to a reference media-stream agent
+run in this process (agent.mode first, agent.stream_url), which greets the
+caller, reads the lookup back and transfers the call through the HTTP API.`,
+		Example: "  matterline demo\n  matterline demo --call\n  matterline demo --agent",
 		Args:    wantArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return c.demo(cmd.Context(), call)
+			return c.demo(cmd.Context(), call, agent)
 		},
 	}
 	cmd.Flags().BoolVar(&call, "call", false, "also place a scripted call with built-in test phones, print each step, then stop")
+	cmd.Flags().BoolVar(&agent, "agent", false, "place the scripted call through the reference media-stream agent, print each step, then stop")
 	return cmd
 }
 
-func (c *cli) demo(ctx context.Context, call bool) error {
+func (c *cli) demo(ctx context.Context, call, agent bool) error {
 	s := c.stdio
 	cfg, err := c.loadExplicit()
 	if err != nil {
@@ -58,6 +61,9 @@ func (c *cli) demo(ctx context.Context, call bool) error {
 	tokens, err := demoTokens(cfg)
 	if err != nil {
 		return err
+	}
+	if agent {
+		return demoAgentCall(ctx, s, cfg, dir)
 	}
 	if call {
 		return demoCall(ctx, s, cfg, dir)

@@ -208,10 +208,14 @@ func serve(ctx context.Context, s stdio, cfg *config.Config, cfgPath string, rea
 	if err != nil {
 		return err
 	}
+	agentOpt, err := agentStreamOption(cfg, log)
+	if err != nil {
+		return fmt.Errorf("agent.stream_url: %w", err)
+	}
 	a.sip, err = sip.NewServer(plan.sip, sip.WithLogger(log), sip.WithLookup(lk), sip.WithPorts(plan.ports),
 		sip.WithPrompts(plan.prompts), sip.WithRouter(router{store: a.rules, now: time.Now}),
 		sip.WithCallRecords(wb.recorder(a.calls)), sip.WithMessages(wb.messages(a.msgs)), sip.WithTTS(tts),
-		sip.WithObserver(wb.observer(observer{bus: a.bus, m: a.metrics})), sip.WithTracer(a.trace))
+		sip.WithObserver(wb.observer(observer{bus: a.bus, m: a.metrics})), sip.WithTracer(a.trace), agentOpt)
 	if err != nil {
 		return err
 	}

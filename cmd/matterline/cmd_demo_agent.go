@@ -1,0 +1,218 @@
+package main
+
+// `matterline demo --agent`: the scripted demo call through a media-stream agent.
+// The reference agent (package agentstream/refagent) runs in this process on a
+// loopback WebSocket; the demo server sends every call to it (agent.mode first,
+// agent.stream_url). The caller hears the agent greet them and read back who
+// they are, the agent asks the HTTP API to transfer the call to the responsible
+// staff member, and the attorney's phone takes it as in `demo --call`.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/matterline/matterline/agentstream/refagent"
+	"github.com/matterline/matterline/config"
+	"github.com/matterline/matterline/lookup"
+	"github.com/matterline/matterline/media"
+	"github.com/matterline/matterline/phone"
+	"github.com/matterline/matterline/records"
+)
+
+// demoAgentCall runs the demo server with the reference agent and the
+// attorney's phone, places the scripted call, prints each step, and stops.
+func demoAgentCall(ctx context.Context, s stdio, cfg *config.Config, dir string) error {
+	ctx, cancel := context.WithTimeout(ctx, demoCallLimit)
+	defer cancel()
+	p := &stepPrinter{w: s.out, start: time.Now()}
+	logPath := filepath.Join(dir, "matterline.log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	log := newLogger(cfg.Log, logFile)
+
+	tts, err := media.NewTTS(media.TTSConfig{CacheDir: filepath.Join(dir, "tts-cache")})
+	if err != nil {
+		return err
+	}
+	agentCfg := refagent.Config{Logger: log.With("component", "refagent"),
+		OnEvent: func(ev refagent.Event) { p.stepAt(ev.Time, "agent", "%s", ev.Text) }}
+	if tts.Available() {
+		agentCfg.TTS = tts
+	}
+	agent, err := refagent.Start("127.0.0.1:0", agentCfg)
+	if err != nil {
+		return err
+	}
+	defer agent.Close()
+	cfg.Agent.Mode, cfg.Agent.StreamURL = "first", agent.URL()
+
+	attorney, err := phone.NewCallee(phone.CalleeConfig{Name: "attorney", Listen: "127.0.0.1:0",
+		Number: demoAttorney, RingDelay: demoRingDelay, OnEvent: p.phoneEvent,
+		Logger: log.With("component", "attorney-phone")})
+	if err != nil {
+		return fmt.Errorf("attorney's phone: %w", err)
+	}
+	defer attorney.Close()
+	cfg.SIP.OutboundProxy = "sip:" + attorney.Addr().String()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	stopClio, err := startDemoClio(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopClio()
+	if err := importDemoRules(ctx, cfg); err != nil {
+		return err
+	}
+	caller, err := phone.NewCaller(phone.CallerConfig{Name: "caller", Listen: "127.0.0.1:0",
+		From: demoCaller, DisplayName: demoCallerName, OnEvent: p.phoneEvent,
+		Logger: log.With("component", "caller-phone")})
+	if err != nil {
+		return fmt.Errorf("caller's phone: %w", err)
+	}
+	defer caller.Close()
+
+	srvCtx, stopServer := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopServer()
+	ready := make(chan *app, 1)
+	served := make(chan error, 1)
+	go func() {
+		served <- serve(srvCtx, stdio{out: io.Discard, err: logFile}, cfg, "", func(a *app) { ready <- a })
+	}()
+	var a *app
+	select {
+	case a = <-ready:
+	case err := <-served:
+		return fmt.Errorf("demo server: %w", err)
+	case <-ctx.Done():
+		stopServer()
+		<-served
+		return fmt.Errorf("demo server did not start: %w", ctx.Err())
+	}
+	agent.SetAPI("http://"+a.HTTPAddr(), cfg.HTTP.AgentToken)
+	voice := "a tone per sentence (espeak-ng not installed)"
+	if agentCfg.TTS != nil {
+		voice = "espeak-ng speech"
+	}
+	p.step("matterline", "demo server up: SIP %s, HTTP %s, sandbox Clio, sample rules, agent.mode first", strings.Join(a.sip.Addrs(), " "), a.HTTPAddr())
+	p.step("agent", "reference agent listening on %s (agent.stream_url), speaking with %s, transfers with the agent token", agent.URL(), voice)
+	p.step("attorney", "phone of Felix Dubinsky (%s) listening on %s, the outbound proxy", demoAttorney, attorney.Addr())
+
+	summary, runErr := demoAgentScript(ctx, p, a, caller, attorney)
+	_ = caller.Close()
+	_ = attorney.Close()
+	waitIdle(a.sip.Registry(), 5*time.Second)
+	stopServer()
+	select {
+	case <-served:
+	case <-time.After(10 * time.Second):
+		fmt.Fprintln(s.err, "matterline demo: the server did not stop within 10s")
+	}
+	if runErr != nil {
+		p.step("FAILED", "%v", runErr)
+		showLogTail(s.err, logPath, 25)
+		return runErr
+	}
+	p.step("summary", "demo agent call OK: %s", summary)
+	return nil
+}
+
+// demoAgentScript is the call: answered, lookup, the agent speaks, the agent's
+// transfer reaches the attorney, audio both ways, hang-up, record.
+func demoAgentScript(ctx context.Context, p *stepPrinter, a *app, caller *phone.Caller, attorney *phone.Callee) (string, error) {
+	fail := func(step string, err error) error { return &stepError{step: step, err: err} }
+	target := "sip:demo@" + strings.TrimPrefix(a.sip.Addrs()[0], "udp://")
+	dctx, cancel := context.WithTimeout(ctx, demoStepLimit)
+	call, err := caller.Dial(dctx, target, phone.DialOptions{})
+	cancel()
+	if err != nil {
+		return "", fail("call answered", err)
+	}
+	defer func() { _ = call.Hangup(context.WithoutCancel(ctx)) }()
+	snap, err := waitLookup(ctx, a.sip.Registry(), call.ID())
+	if err != nil {
+		return "", fail("lookup", err)
+	}
+	res := snap.Lookup
+	if res.Status != lookup.StatusFound || res.Staff == nil {
+		return "", fail("lookup", fmt.Errorf("caller not recognised: status %s %s", res.Status, res.Reason))
+	}
+	p.step("matterline", "lookup: found %s, matter %s, responsible staff %s; the call goes to the agent's stream",
+		res.Contact.Name, res.Matter.DisplayNumber, res.Staff.Name)
+	h, err := listen(ctx, call, phone.Sound{For: time.Second})
+	if err != nil {
+		return "", fail("caller hears the agent", err)
+	}
+	p.stepAt(h.First, "caller", "hears the agent (%.0f dBFS)", h.Level)
+	if err := call.StartVoice(demoCallerVoiceHz); err != nil {
+		return "", fail("caller talks", err)
+	}
+
+	actx, cancel := context.WithTimeout(ctx, 2*demoStepLimit) // the agent speaks first
+	leg, err := attorney.Next(actx)
+	cancel()
+	if err != nil {
+		return "", fail("attorney's phone rings", err)
+	}
+	defer func() { _ = leg.Hangup(context.WithoutCancel(ctx)) }()
+	if _, err := listen(ctx, leg, phone.Sound{For: time.Second}); err != nil {
+		return "", fail("attorney hears the whisper", err)
+	}
+	qctx, cancel := context.WithTimeout(ctx, demoStepLimit)
+	_ = leg.WaitQuiet(qctx, 400*time.Millisecond)
+	cancel()
+	p.step("attorney", "whisper heard")
+	if err := leg.SendDTMF(ctx, demoAcceptDigit); err != nil {
+		return "", fail("attorney presses 1", err)
+	}
+	if err := leg.StartVoice(demoAttorneyHz); err != nil {
+		return "", fail("attorney presses 1", err)
+	}
+	var wg sync.WaitGroup
+	var errCaller, errAttorney error
+	bctx, cancel := context.WithTimeout(ctx, demoStepLimit)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		_, errCaller = call.Listen(bctx, phone.Sound{Tones: []float64{demoAttorneyHz}, For: 600 * time.Millisecond})
+	}()
+	go func() {
+		defer wg.Done()
+		_, errAttorney = leg.Listen(bctx, phone.Sound{Tones: []float64{demoCallerVoiceHz}, For: 600 * time.Millisecond})
+	}()
+	wg.Wait()
+	cancel()
+	if err := errors.Join(errCaller, errAttorney); err != nil {
+		return "", fail("bridged audio both ways", err)
+	}
+	p.step("matterline", "bridged: caller and attorney hear each other")
+	if err := call.Hangup(ctx); err != nil {
+		return "", fail("caller hangs up", err)
+	}
+	select {
+	case <-leg.Done():
+	case <-time.After(5 * time.Second):
+		return "", fail("attorney's call ends", errors.New("no BYE reached the attorney's phone within 5s"))
+	}
+	rec, err := waitRecord(ctx, a.calls, call.ID())
+	if err != nil {
+		return "", fail("call record written", err)
+	}
+	p.step("matterline", "call record: outcome %s, rule %s (%s) to %s, ended %s", rec.Outcome, rec.Rule, rec.Mode, rec.Destination, rec.EndReason)
+	if rec.Outcome != records.OutcomeBridged {
+		return "", fail("call record written", fmt.Errorf("outcome %s, want bridged", rec.Outcome))
+	}
+	return fmt.Sprintf("the reference agent spoke to %s and transferred the call to %s through the API, bridged, in %s",
+		res.Contact.Name, res.Staff.Name, p.since(time.Now())), nil
+}
