@@ -48,7 +48,6 @@ type Server struct {
 
 	obs serverObs // observer and SIP trace (observe.go, trace.go)
 
-
 	draining atomic.Bool
 	wg       sync.WaitGroup // call goroutines, leg reapers and listener loops
 	closing  chan struct{}  // closed when Close starts
