@@ -25,3 +25,13 @@ func (c *Call) Header(name string) string {
 func (c *Call) Refer(ctx context.Context, target string) (*sip.Response, error) {
 	return c.request(ctx, sip.REFER, "", nil, sip.NewHeader("Refer-To", "<"+target+">"))
 }
+
+// Source is the address ("ip:port") the INVITE that started an answered call
+// came from ("" when the phone placed the call): for a voice agent, the B2BUA
+// to send REFER targets to.
+func (c *Call) Source() string {
+	if c.uas == nil || c.uas.InviteRequest == nil {
+		return ""
+	}
+	return c.uas.InviteRequest.Source()
+}

@@ -1,6 +1,8 @@
-// Package refagent is a scripted reference agent for media streams: a WebSocket
-// server speaking the Twilio Media Streams message set, for tests and
-// `matterline demo --agent`. It is not a voice AI: per stream it greets the
+// Package refagent is a scripted reference agent in two variants, for tests and
+// `matterline demo --agent` / `--agent-sip`. The SIP-leg variant (StartSIP,
+// sip.go) answers matterline's INVITE (agent.uri) and transfers with REFER.
+// The media-stream variant (Start) is a WebSocket server speaking the Twilio
+// Media Streams message set. It is not a voice AI: per stream it greets the
 // caller, reads the lookup context of the start message back (espeak-ng speech
 // when a TTS is given and works, else a tone per sentence), waits until the
 // audio has played (a mark), then asks matterline's HTTP API to transfer the call

@@ -53,7 +53,7 @@ func TestHelpGoesToStdout(t *testing.T) {
 		// help is never data: no lookup of "help", no server started
 		{[]string{"clio", "lookup", "help", "-config", cfg}, "matterline clio lookup NUMBER"},
 		{[]string{"clio", "lookup", "-config", cfg, "help", "--json"}, "matterline clio lookup NUMBER"},
-		{[]string{"demo", "help"}, "matterline demo [--call | --agent]"},
+		{[]string{"demo", "help"}, "matterline demo [--call | --agent | --agent-sip]"},
 		{[]string{"serve", "help", "-config", cfg}, "matterline serve [flags]"},
 		{[]string{"messages", "show", "help"}, "matterline messages show ID"},
 	} {

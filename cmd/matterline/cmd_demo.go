@@ -19,9 +19,9 @@ import (
 )
 
 func (c *cli) newDemoCmd() *cobra.Command {
-	var call, agent bool
+	var call, agent, agentSIP bool
 	cmd := &cobra.Command{
-		Use:   "demo [--call | --agent]",
+		Use:   "demo [--call | --agent | --agent-sip]",
 		Short: "Run the server on loopback with a sandbox Clio and sample rules",
 		Long: `Run matterline on this machine only (loopback SIP and HTTP, a throw-away
 database) with a SANDBOX Clio holding demo clients and matters and a set of
@@ -32,19 +32,24 @@ test, clio staff, calls, health and a curl of the control API. With --call,
 place a scripted call with built-in test phones instead, print each step and
 stop. With --agent, the scripted call goes to a reference media-stream agent
 run in this process (agent.mode first, agent.stream_url), which greets the
-caller, reads the lookup back and transfers the call through the HTTP API.`,
-		Example: "  matterline demo\n  matterline demo --call\n  matterline demo --agent",
+caller, reads the lookup back and transfers the call through the HTTP API.
+With --agent-sip, the same through the reference SIP agent (agent.uri): it
+reads the lookup from the INVITE's X-Matterline-* headers and transfers with
+REFER to staff-NAME.`,
+		Example: "  matterline demo\n  matterline demo --call\n  matterline demo --agent\n  matterline demo --agent-sip",
 		Args:    wantArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return c.demo(cmd.Context(), call, agent)
+			return c.demo(cmd.Context(), call, agent, agentSIP)
 		},
 	}
 	cmd.Flags().BoolVar(&call, "call", false, "also place a scripted call with built-in test phones, print each step, then stop")
 	cmd.Flags().BoolVar(&agent, "agent", false, "place the scripted call through the reference media-stream agent, print each step, then stop")
+	cmd.Flags().BoolVar(&agentSIP, "agent-sip", false, "place the scripted call through the reference SIP agent (INVITE, REFER), print each step, then stop")
+	cmd.MarkFlagsMutuallyExclusive("call", "agent", "agent-sip")
 	return cmd
 }
 
-func (c *cli) demo(ctx context.Context, call, agent bool) error {
+func (c *cli) demo(ctx context.Context, call, agent, agentSIP bool) error {
 	s := c.stdio
 	cfg, err := c.loadExplicit()
 	if err != nil {
@@ -62,8 +67,8 @@ func (c *cli) demo(ctx context.Context, call, agent bool) error {
 	if err != nil {
 		return err
 	}
-	if agent {
-		return demoAgentCall(ctx, s, cfg, dir)
+	if agent || agentSIP {
+		return demoAgentCall(ctx, s, cfg, dir, agentSIP)
 	}
 	if call {
 		return demoCall(ctx, s, cfg, dir)

@@ -6,6 +6,10 @@ package main
 // agent.stream_url). The caller hears the agent greet them and read back who
 // they are, the agent asks the HTTP API to transfer the call to the responsible
 // staff member, and the attorney's phone takes it as in `demo --call`.
+//
+// `matterline demo --agent-sip` runs the SIP-leg variant instead (agent.uri):
+// matterline calls the agent with the lookup in X-Matterline-* headers and the
+// agent transfers with REFER to staff-NAME.
 
 import (
 	"context"
@@ -26,9 +30,10 @@ import (
 	"github.com/matterline/matterline/records"
 )
 
-// demoAgentCall runs the demo server with the reference agent and the
-// attorney's phone, places the scripted call, prints each step, and stops.
-func demoAgentCall(ctx context.Context, s stdio, cfg *config.Config, dir string) error {
+// demoAgentCall runs the demo server with the reference agent (the SIP-leg
+// variant when sipAgent, else the media-stream one) and the attorney's phone,
+// places the scripted call, prints each step, and stops.
+func demoAgentCall(ctx context.Context, s stdio, cfg *config.Config, dir string, sipAgent bool) error {
 	ctx, cancel := context.WithTimeout(ctx, demoCallLimit)
 	defer cancel()
 	p := &stepPrinter{w: s.out, start: time.Now()}
@@ -44,17 +49,33 @@ func demoAgentCall(ctx context.Context, s stdio, cfg *config.Config, dir string)
 	if err != nil {
 		return err
 	}
-	agentCfg := refagent.Config{Logger: log.With("component", "refagent"),
-		OnEvent: func(ev refagent.Event) { p.stepAt(ev.Time, "agent", "%s", ev.Text) }}
+	var speaker refagent.Speaker
+	voice := "a tone per sentence (espeak-ng not installed)"
 	if tts.Available() {
-		agentCfg.TTS = tts
+		speaker, voice = tts, "espeak-ng speech"
 	}
-	agent, err := refagent.Start("127.0.0.1:0", agentCfg)
-	if err != nil {
-		return err
+	onEvent := func(ev refagent.Event) { p.stepAt(ev.Time, "agent", "%s", ev.Text) }
+	agentLog := log.With("component", "refagent")
+	var streamAgent *refagent.Agent
+	var agentLine string
+	if sipAgent {
+		agent, err := refagent.StartSIP(refagent.SIPConfig{TTS: speaker, OnEvent: onEvent, Logger: agentLog})
+		if err != nil {
+			return err
+		}
+		defer agent.Close()
+		cfg.Agent.Mode, cfg.Agent.URI = "first", agent.URI()
+		agentLine = fmt.Sprintf("reference SIP agent listening on %s (agent.uri), speaking with %s, transfers with REFER", agent.URI(), voice)
+	} else {
+		agent, err := refagent.Start("127.0.0.1:0", refagent.Config{TTS: speaker, OnEvent: onEvent, Logger: agentLog})
+		if err != nil {
+			return err
+		}
+		defer agent.Close()
+		streamAgent = agent
+		cfg.Agent.Mode, cfg.Agent.StreamURL = "first", agent.URL()
+		agentLine = fmt.Sprintf("reference agent listening on %s (agent.stream_url), speaking with %s, transfers with the agent token", agent.URL(), voice)
 	}
-	defer agent.Close()
-	cfg.Agent.Mode, cfg.Agent.StreamURL = "first", agent.URL()
 
 	attorney, err := phone.NewCallee(phone.CalleeConfig{Name: "attorney", Listen: "127.0.0.1:0",
 		Number: demoAttorney, RingDelay: demoRingDelay, OnEvent: p.phoneEvent,
@@ -100,16 +121,14 @@ func demoAgentCall(ctx context.Context, s stdio, cfg *config.Config, dir string)
 		<-served
 		return fmt.Errorf("demo server did not start: %w", ctx.Err())
 	}
-	agent.SetAPI("http://"+a.HTTPAddr(), cfg.HTTP.AgentToken)
-	voice := "a tone per sentence (espeak-ng not installed)"
-	if agentCfg.TTS != nil {
-		voice = "espeak-ng speech"
+	if streamAgent != nil {
+		streamAgent.SetAPI("http://"+a.HTTPAddr(), cfg.HTTP.AgentToken)
 	}
 	p.step("matterline", "demo server up: SIP %s, HTTP %s, sandbox Clio, sample rules, agent.mode first", strings.Join(a.sip.Addrs(), " "), a.HTTPAddr())
-	p.step("agent", "reference agent listening on %s (agent.stream_url), speaking with %s, transfers with the agent token", agent.URL(), voice)
+	p.step("agent", "%s", agentLine)
 	p.step("attorney", "phone of Felix Dubinsky (%s) listening on %s, the outbound proxy", demoAttorney, attorney.Addr())
 
-	summary, runErr := demoAgentScript(ctx, p, a, caller, attorney)
+	summary, runErr := demoAgentScript(ctx, p, a, caller, attorney, sipAgent)
 	_ = caller.Close()
 	_ = attorney.Close()
 	waitIdle(a.sip.Registry(), 5*time.Second)
@@ -130,7 +149,11 @@ func demoAgentCall(ctx context.Context, s stdio, cfg *config.Config, dir string)
 
 // demoAgentScript is the call: answered, lookup, the agent speaks, the agent's
 // transfer reaches the attorney, audio both ways, hang-up, record.
-func demoAgentScript(ctx context.Context, p *stepPrinter, a *app, caller *phone.Caller, attorney *phone.Callee) (string, error) {
+func demoAgentScript(ctx context.Context, p *stepPrinter, a *app, caller *phone.Caller, attorney *phone.Callee, sipAgent bool) (string, error) {
+	agentLeg, how := "stream", "through the API"
+	if sipAgent {
+		agentLeg, how = "SIP leg (INVITE with X-Matterline-* headers)", "with REFER"
+	}
 	fail := func(step string, err error) error { return &stepError{step: step, err: err} }
 	target := "sip:demo@" + strings.TrimPrefix(a.sip.Addrs()[0], "udp://")
 	dctx, cancel := context.WithTimeout(ctx, demoStepLimit)
@@ -148,8 +171,8 @@ func demoAgentScript(ctx context.Context, p *stepPrinter, a *app, caller *phone.
 	if res.Status != lookup.StatusFound || res.Staff == nil {
 		return "", fail("lookup", fmt.Errorf("caller not recognised: status %s %s", res.Status, res.Reason))
 	}
-	p.step("matterline", "lookup: found %s, matter %s, responsible staff %s; the call goes to the agent's stream",
-		res.Contact.Name, res.Matter.DisplayNumber, res.Staff.Name)
+	p.step("matterline", "lookup: found %s, matter %s, responsible staff %s; the call goes to the agent's %s",
+		res.Contact.Name, res.Matter.DisplayNumber, res.Staff.Name, agentLeg)
 	h, err := listen(ctx, call, phone.Sound{For: time.Second})
 	if err != nil {
 		return "", fail("caller hears the agent", err)
@@ -209,10 +232,21 @@ func demoAgentScript(ctx context.Context, p *stepPrinter, a *app, caller *phone.
 	if err != nil {
 		return "", fail("call record written", err)
 	}
-	p.step("matterline", "call record: outcome %s, rule %s (%s) to %s, ended %s", rec.Outcome, rec.Rule, rec.Mode, rec.Destination, rec.EndReason)
+	agentPart := ""
+	if rec.Agent {
+		agentPart = fmt.Sprintf("; the agent's part: %dms, transfer %s", rec.AgentMS, rec.AgentTransfer)
+	}
+	p.step("matterline", "call record: outcome %s, rule %s (%s) to %s, ended %s%s",
+		rec.Outcome, rec.Rule, rec.Mode, rec.Destination, rec.EndReason, agentPart)
 	if rec.Outcome != records.OutcomeBridged {
 		return "", fail("call record written", fmt.Errorf("outcome %s, want bridged", rec.Outcome))
 	}
-	return fmt.Sprintf("the reference agent spoke to %s and transferred the call to %s through the API, bridged, in %s",
-		res.Contact.Name, res.Staff.Name, p.since(time.Now())), nil
+	// The record of a SIP agent's call carries the agent's part (the stream
+	// path does not record it yet).
+	if sipAgent && (!rec.Agent || rec.AgentMS <= 0 || rec.AgentTransfer == "") {
+		return "", fail("call record written", fmt.Errorf("no agent part in the record: agent %t, %dms, transfer %q",
+			rec.Agent, rec.AgentMS, rec.AgentTransfer))
+	}
+	return fmt.Sprintf("the reference agent spoke to %s and transferred the call to %s %s, bridged, in %s",
+		res.Contact.Name, res.Staff.Name, how, p.since(time.Now())), nil
 }
