@@ -96,6 +96,7 @@ func (c *call) runAgentStream() (left bool) {
 	if sess == nil {
 		return true
 	}
+	c.setAgentUsed() // the record's agent part, as for a SIP agent (agent.go)
 	req := AgentStreamRequest{Call: c.info(), Params: c.agentParams(), Media: sess}
 	var st AgentStream
 	err := c.await(func(ctx context.Context) (err error) {
@@ -111,6 +112,8 @@ func (c *call) runAgentStream() (left bool) {
 	}
 	c.log.Info("call handed to the stream agent")
 	c.setState(StateAgent)
+	c.agentSince(c.srv.now())
+	defer func() { c.agentUntil(c.srv.now()) }()
 	stop := func() {
 		_ = c.await(func(context.Context) error { st.Stop(); return nil })
 		c.srv.goTracked(st.Wait)
@@ -139,6 +142,8 @@ func (c *call) runAgentStream() (left bool) {
 			// decision runs as from the menu.
 			c.setState(StateRouting)
 			in.reply <- nil
+			c.agentUntil(c.srv.now())
+			c.setAgentTransfer(in.intent)
 			stop()
 			c.log.Info("intent from the api while streaming", "intent", in.intent.String())
 			f := c.serveDecided(in.intent, in.dec)

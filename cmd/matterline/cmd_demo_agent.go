@@ -241,9 +241,8 @@ func demoAgentScript(ctx context.Context, p *stepPrinter, a *app, caller *phone.
 	if rec.Outcome != records.OutcomeBridged {
 		return "", fail("call record written", fmt.Errorf("outcome %s, want bridged", rec.Outcome))
 	}
-	// The record of a SIP agent's call carries the agent's part (the stream
-	// path does not record it yet).
-	if sipAgent && (!rec.Agent || rec.AgentMS <= 0 || rec.AgentTransfer == "") {
+	// The record carries the agent's part, SIP or stream agent alike.
+	if !rec.Agent || rec.AgentMS <= 0 || rec.AgentTransfer == "" {
 		return "", fail("call record written", fmt.Errorf("no agent part in the record: agent %t, %dms, transfer %q",
 			rec.Agent, rec.AgentMS, rec.AgentTransfer))
 	}

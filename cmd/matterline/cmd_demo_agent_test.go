@@ -34,6 +34,7 @@ func TestDemoAgent(t *testing.T) {
 		`/transfer {"target":"responsible"}: 202`,
 		"bridged: caller and attorney hear each other",
 		"call record: outcome bridged, rule felix (warm) to +12175550101",
+		"; the agent's part: ",
 		"summary    demo agent call OK",
 	}
 	text := out.String()
