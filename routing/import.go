@@ -36,6 +36,9 @@ type RuleDoc struct {
 	TimeEntry    *bool  `yaml:"time_entry,omitempty" json:"time_entry"`
 	NonBillable  *bool  `yaml:"non_billable,omitempty" json:"non_billable"`
 	TaskPriority string `yaml:"task_priority,omitempty" json:"task_priority"`
+	// SRTP toward the destination: true requires it, false offers plain RTP;
+	// null or absent follows media.srtp and the destination.
+	SRTP *bool `yaml:"srtp,omitempty" json:"srtp"`
 }
 
 // ClosureDoc is the external form of a closure.
@@ -61,7 +64,7 @@ func DocOf(r Rule) RuleDoc {
 		RingTimeout: r.RingTimeout.String(), Unavailable: r.Unavailable.String(),
 		Extension: r.Extension, Hours: r.Hours, TZ: r.TimeZone, Enabled: &en,
 		TimeEntry: r.Writeback.TimeEntry.Bool(), NonBillable: r.Writeback.NonBillable.Bool(),
-		TaskPriority: r.Writeback.TaskPriority,
+		TaskPriority: r.Writeback.TaskPriority, SRTP: r.SRTP.Bool(),
 	}
 }
 
@@ -109,6 +112,7 @@ func (d RuleDoc) Rule() (Rule, error) {
 		r.Enabled = *d.Enabled
 	}
 	r.Writeback.TimeEntry, r.Writeback.NonBillable = ToggleOf(d.TimeEntry), ToggleOf(d.NonBillable)
+	r.SRTP = ToggleOf(d.SRTP)
 	if r.Writeback.TaskPriority, err = ParseTaskPriority(d.TaskPriority); err != nil {
 		return bad("task_priority", err)
 	}

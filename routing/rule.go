@@ -52,6 +52,9 @@ type Rule struct {
 	Enabled  bool
 	// Writeback overrides the Clio write-back defaults for this rule's calls.
 	Writeback RuleWriteback
+	// SRTP is SDES-SRTP toward the destination: on requires it, off offers plain
+	// RTP, the default follows media.srtp and the destination (sips:/TLS).
+	SRTP Toggle
 }
 
 // DefaultRingTimeout is the ring timeout of a rule that names none.

@@ -262,7 +262,7 @@ func (s *Store) Close() error {
 
 const ruleColumns = `name, staff_name, staff_id, destination, mode, caller_id, message, message_audio,
 	whisper, accept_digit, ring_timeout_s, unavailable, extension, hours, time_zone, enabled,
-	writeback_time_entry, writeback_non_billable, writeback_task_priority`
+	writeback_time_entry, writeback_non_billable, writeback_task_priority, srtp`
 
 // ListRules reads every rule row, sorted by name. Values that do not parse
 // (possible only when CHECK constraints were bypassed) come back as unknown enums
@@ -309,9 +309,10 @@ func listRules(ctx context.Context, q querier) ([]Rule, error) {
 			staffName, msg, audio, whis sql.NullString
 			digit, hours, tz            sql.NullString
 			wbTime, wbBill, wbPrio      sql.NullString
+			srtp                        sql.NullString
 		)
 		if err := rows.Scan(&r.Name, &staffName, &staffID, &r.Destination, &mode, &cid, &msg, &audio,
-			&whis, &digit, &ringS, &unavail, &ext, &hours, &tz, &enabled, &wbTime, &wbBill, &wbPrio); err != nil {
+			&whis, &digit, &ringS, &unavail, &ext, &hours, &tz, &enabled, &wbTime, &wbBill, &wbPrio, &srtp); err != nil {
 			return nil, fmt.Errorf("routing: read rule: %w", err)
 		}
 		r.StaffName, r.StaffID, r.Extension = staffName.String, staffID.Int64, ext.String
@@ -325,6 +326,7 @@ func listRules(ctx context.Context, q querier) ([]Rule, error) {
 		r.Writeback.TimeEntry, _ = parseToggle(wbTime.String)
 		r.Writeback.NonBillable, _ = parseToggle(wbBill.String)
 		r.Writeback.TaskPriority = wbPrio.String
+		r.SRTP, _ = parseToggle(srtp.String)
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
@@ -348,10 +350,10 @@ func ruleArgs(r Rule) []any {
 	return []any{r.Name, r.StaffName, staffID, r.Destination, r.Mode.String(), r.CallerID.String(),
 		r.Message, r.MessageAudio, r.Whisper, r.AcceptDigit, int64(r.RingTimeout / time.Second),
 		r.Unavailable.String(), ext, r.Hours, r.TimeZone, enabled,
-		r.Writeback.TimeEntry.String(), r.Writeback.NonBillable.String(), r.Writeback.TaskPriority}
+		r.Writeback.TimeEntry.String(), r.Writeback.NonBillable.String(), r.Writeback.TaskPriority, r.SRTP.String()}
 }
 
-const insertRule = `INSERT INTO rules (` + ruleColumns + `) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
+const insertRule = `INSERT INTO rules (` + ruleColumns + `) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
 
 // Put validates r against the other rules and inserts it, or replaces the rule
 // with the same name when replace is true. The check and the write run in one

@@ -302,7 +302,11 @@ func (c *call) dialOut(dec routing.Decision, extra ...gosip.Header) (*outLeg, er
 	if sess := c.session(); sess != nil {
 		prefer = append(prefer, sess.Codec())
 	}
-	leg.oa = newOfferAnswer(advertise, leg.port, s.srtpToward(t), prefer...)
+	sec := s.srtpToward(t)
+	if dec.Def != nil {
+		sec = sec.forRule(dec.Def.SRTP)
+	}
+	leg.oa = newOfferAnswer(advertise, leg.port, sec, prefer...)
 
 	req := leg.dlg.build(gosip.INVITE, 1)
 	if t.dest != "" {

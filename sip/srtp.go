@@ -6,6 +6,7 @@ import (
 	gosip "github.com/emiago/sipgo/sip"
 
 	"github.com/matterline/matterline/media"
+	"github.com/matterline/matterline/routing"
 )
 
 // SDES-SRTP (RFC 4568) per leg. Config.SRTP is the policy (media.srtp):
@@ -32,6 +33,19 @@ type legSRTP struct {
 // "require" every leg offers SRTP anyway, under "off" none does.
 func (s *Server) srtpToward(t transferTarget) legSRTP {
 	return legSRTP{policy: s.cfg.SRTP, offer: t.wantsSRTP()}
+}
+
+// forRule applies a rule's srtp setting to an outbound leg's setup: on requires
+// SRTP on this leg whatever media.srtp says (a plain answer fails the leg), off
+// offers plain RTP even to a TLS destination.
+func (l legSRTP) forRule(t routing.Toggle) legSRTP {
+	switch t {
+	case routing.ToggleOn:
+		return legSRTP{policy: media.SRTPRequire, offer: true}
+	case routing.ToggleOff:
+		return legSRTP{policy: media.SRTPOff}
+	}
+	return l
 }
 
 // wantsSRTP reports whether a dial target requires an RTP/SAVP offer.

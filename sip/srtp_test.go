@@ -3,6 +3,7 @@ package sip
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +11,8 @@ import (
 
 	"github.com/matterline/matterline/media"
 	"github.com/matterline/matterline/phone"
+	"github.com/matterline/matterline/records"
+	"github.com/matterline/matterline/routing"
 )
 
 func freshKey(t *testing.T) ([30]byte, string) {
@@ -156,5 +159,57 @@ func TestSRTPReinviteRekey(t *testing.T) {
 	n = c.RTP.Count()
 	if !c.RTP.WaitPackets(n+10, 5*time.Second) || c.RTP.SRTPFailures() != 0 {
 		t.Errorf("media after the refused downgrade: %d failures", c.RTP.SRTPFailures())
+	}
+}
+
+// A rule's srtp setting decides the outbound offer toward its destination, under
+// media.srtp "offer": on offers RTP/SAVP with a key (and a plain answer fails the
+// transfer: the callee here answers plain RTP), default and off offer RTP/AVP.
+func TestRuleSRTPDecidesTheOffer(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		toggle routing.Toggle
+		savp   bool
+	}{
+		{"on", routing.ToggleOn, true},
+		{"default", routing.ToggleDefault, false},
+		{"off", routing.ToggleOff, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			callee := newCallee(t, phone.AnswerOptions{})
+			rule := warmRule("felix", calleeURI(callee, "101"), "")
+			rule.SRTP = tc.toggle
+			cdr := &memCDR{}
+			cfg := transferConfig()
+			cfg.SRTP = media.SRTPOffer
+			e := newEnv(t, cfg, WithRouter(newFakeRouter(transferDecision(rule))), WithCallRecords(cdr))
+			c := e.dialTransfer(e.phone, phone.InviteOptions{})
+			in, err := callee.Next(ctxT(t, 8*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := string(in.Invite.Body())
+			savp := strings.Contains(body, " RTP/SAVP ") && strings.Contains(body, "a=crypto:")
+			if savp != tc.savp {
+				t.Fatalf("offer toward the destination: SAVP %v, want %v:\n%s", savp, tc.savp, body)
+			}
+			if tc.savp {
+				// The callee answered plain RTP to a required SRTP offer: the
+				// transfer fails, the unavailable handling (hangup) runs.
+				if err := c.WaitBye(ctxT(t, 10*time.Second)); err != nil {
+					t.Fatal(err)
+				}
+				if rec := cdr.wait(t, c.CallID); rec.Outcome == records.OutcomeBridged {
+					t.Errorf("bridged with a destination that refused SRTP: %+v", rec)
+				}
+			} else {
+				e.waitState(c.CallID, StateBridged)
+				if _, err := c.Bye(ctxT(t, 5*time.Second)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			e.waitIdle()
+		})
 	}
 }

@@ -157,7 +157,7 @@ func audioDir(cfg *config.Config) string {
 // set can tell which were given (Visit) and report bad values by field.
 type ruleFlags struct {
 	to, staff, staffID, mode, callerID, message, audio, whisper, digit string
-	hours, tz, ring, unavailable, extension, fromClio                  string
+	hours, tz, ring, unavailable, extension, fromClio, srtp            string
 	disabled, enable, disable                                          bool
 }
 
@@ -177,6 +177,7 @@ func newRuleFlags(fs *pflag.FlagSet, set bool) *ruleFlags {
 	fs.StringVar(&f.ring, "ring-timeout", "", "how long a warm transfer rings, e.g. 20s")
 	fs.StringVar(&f.unavailable, "unavailable", "", "when unavailable: message, menu, hangup or rule:NAME; default message")
 	fs.StringVar(&f.extension, "extension", "", "number a caller can dial from the menu (digits; empty = none)")
+	fs.StringVar(&f.srtp, "srtp", "", "SDES-SRTP toward the destination: on (required), off (plain RTP) or default (media.srtp and the destination)")
 	if set {
 		fs.BoolVar(&f.enable, "enable", false, "enable the rule")
 		fs.BoolVar(&f.disable, "disable", false, "disable the rule")
@@ -257,6 +258,17 @@ func (f *ruleFlags) apply(fs *pflag.FlagSet, r *routing.Rule) error {
 			r.Unavailable = u
 		case "extension":
 			r.Extension = strings.TrimSpace(f.extension)
+		case "srtp":
+			switch strings.ToLower(strings.TrimSpace(f.srtp)) {
+			case "on":
+				r.SRTP = routing.ToggleOn
+			case "off":
+				r.SRTP = routing.ToggleOff
+			case "default", "":
+				r.SRTP = routing.ToggleDefault
+			default:
+				bad("srtp", fmt.Errorf("%q: want on, off or default", f.srtp))
+			}
 		case "enable":
 			r.Enabled = f.enable
 		case "disable":

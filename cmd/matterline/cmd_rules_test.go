@@ -543,3 +543,25 @@ func TestRulesWarnUselessSettings(t *testing.T) {
 		t.Fatalf("set --mode warm: %d, stderr %q, want no warning", code, errs)
 	}
 }
+
+// rules set --srtp on|off|default is stored and shown; anything else is refused.
+func TestRulesSRTPFlag(t *testing.T) {
+	c := newRulesCLI(t)
+	if _, errs, code := c.run("rules", "add", "felix", "--to", "+12175550101", "--srtp", "on"); code != 0 {
+		t.Fatalf("add --srtp on: %d %s", code, errs)
+	}
+	out, _, _ := c.run("rules", "show", "felix", "--json")
+	if !strings.Contains(out, `"srtp":true`) && !strings.Contains(out, `"srtp": true`) {
+		t.Fatalf("show after --srtp on: %s", out)
+	}
+	if _, _, code := c.run("rules", "set", "felix", "--srtp", "default"); code != 0 {
+		t.Fatal("set --srtp default")
+	}
+	out, _, _ = c.run("rules", "show", "felix", "--json")
+	if !strings.Contains(out, `"srtp":null`) && !strings.Contains(out, `"srtp": null`) {
+		t.Fatalf("show after --srtp default: %s", out)
+	}
+	if _, errs, code := c.run("rules", "set", "felix", "--srtp", "maybe"); code == 0 || !strings.Contains(errs, "srtp") {
+		t.Fatalf("set --srtp maybe: %d %q, want refused", code, errs)
+	}
+}
