@@ -82,3 +82,60 @@ func TestBaresipAgentOverTLSWithSRTP(t *testing.T) {
 	}
 	e.waitIdle()
 }
+
+// baresip calls over TLS with mandatory SDES-SRTP: matterline answers RTP/SAVP on
+// the TLS call and baresip hears the greeting, which decrypts only with the key
+// matterline put in its answer.
+func TestBaresipCallsOverTLSWithSRTP(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := interop.WriteToneWAV(filepath.Join(dir, media.PromptGreeting+".wav"), greetingHz, 0.3, 3); err != nil {
+		t.Fatal(err)
+	}
+	prompts, err := media.LoadPrompts(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := newTLSSetup(t)
+	leaf := ts.ca.Issue(t, "caller", "127.0.0.1")
+	bundle := filepath.Join(ts.dir, "caller.pem")
+	if err := os.WriteFile(bundle, append(append([]byte(nil), leaf.CertPEM...), leaf.KeyPEM...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := ts.config(defaultTestConfig())
+	cfg.SRTP = media.SRTPOffer
+	e := newEnv(t, cfg, WithPrompts(prompts))
+	caller := interop.StartBaresip(t, interop.BaresipOptions{User: "caller", ToneHz: callerHz,
+		Transport: interop.TransportTLS, TLSCertificate: bundle, TLSCAFile: ts.caFile, MediaEnc: "srtp-mand"})
+	if err := caller.Dial("sip:" + testService + "@" + e.tlsAddr() + ";transport=tls"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := caller.WaitEvent(interop.EventCallEstablished, peerTimeout); err != nil {
+		t.Fatalf("baresip over tls with srtp: %v\n%s", err, caller.Output())
+	}
+	got := make(chan [2]string, 1)
+	cl := e.srv.reg.call(e.onlyCall().ID)
+	cl.post(callFunc(func() {
+		srtp := "no"
+		if cl.in != nil && cl.in.oa.negotiated().SRTP != (media.SRTPKeys{}) {
+			srtp = "yes"
+		}
+		got <- [2]string{cl.transport, srtp}
+	}))
+	select {
+	case g := <-got:
+		if g[0] != "TLS" || g[1] != "yes" {
+			t.Errorf("the caller's leg: transport %s, srtp %s; want TLS with SDES-SRTP", g[0], g[1])
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the call did not run the check")
+	}
+	waitHears(t, caller, "baresip (greeting over srtp on tls)", greetingHz)
+	if err := caller.Hangup(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := caller.WaitEvent(interop.EventCallClosed, peerTimeout); err != nil {
+		t.Fatal(err)
+	}
+	e.waitIdle()
+}
