@@ -15,8 +15,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -37,13 +35,12 @@ func demoAgentCall(ctx context.Context, s stdio, cfg *config.Config, dir string,
 	ctx, cancel := context.WithTimeout(ctx, demoCallLimit)
 	defer cancel()
 	p := &stepPrinter{w: s.out, start: time.Now()}
-	logPath := filepath.Join(dir, "matterline.log")
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	st, err := openDemoStage(dir, cfg)
 	if err != nil {
 		return err
 	}
-	defer logFile.Close()
-	log := newLogger(cfg.Log, logFile)
+	defer st.close()
+	log := st.log
 
 	tts, err := media.NewTTS(media.TTSConfig{CacheDir: filepath.Join(dir, "tts-cache")})
 	if err != nil {
@@ -77,50 +74,10 @@ func demoAgentCall(ctx context.Context, s stdio, cfg *config.Config, dir string,
 		agentLine = fmt.Sprintf("reference agent listening on %s (agent.stream_url), speaking with %s, transfers with the agent token", agent.URL(), voice)
 	}
 
-	attorney, err := phone.NewCallee(phone.CalleeConfig{Name: "attorney", Listen: "127.0.0.1:0",
-		Number: demoAttorney, RingDelay: demoRingDelay, OnEvent: p.phoneEvent,
-		Logger: log.With("component", "attorney-phone")})
-	if err != nil {
-		return fmt.Errorf("attorney's phone: %w", err)
-	}
-	defer attorney.Close()
-	cfg.SIP.OutboundProxy = "sip:" + attorney.Addr().String()
-	if err := cfg.Validate(); err != nil {
+	if err := st.start(ctx, cfg, p); err != nil {
 		return err
 	}
-	stopClio, err := startDemoClio(cfg, log)
-	if err != nil {
-		return err
-	}
-	defer stopClio()
-	if err := importDemoRules(ctx, cfg); err != nil {
-		return err
-	}
-	caller, err := phone.NewCaller(phone.CallerConfig{Name: "caller", Listen: "127.0.0.1:0",
-		From: demoCaller, DisplayName: demoCallerName, OnEvent: p.phoneEvent,
-		Logger: log.With("component", "caller-phone")})
-	if err != nil {
-		return fmt.Errorf("caller's phone: %w", err)
-	}
-	defer caller.Close()
-
-	srvCtx, stopServer := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopServer()
-	ready := make(chan *app, 1)
-	served := make(chan error, 1)
-	go func() {
-		served <- serve(srvCtx, stdio{out: io.Discard, err: logFile}, cfg, "", func(a *app) { ready <- a })
-	}()
-	var a *app
-	select {
-	case a = <-ready:
-	case err := <-served:
-		return fmt.Errorf("demo server: %w", err)
-	case <-ctx.Done():
-		stopServer()
-		<-served
-		return fmt.Errorf("demo server did not start: %w", ctx.Err())
-	}
+	a, caller, attorney := st.a, st.caller, st.attorney
 	if streamAgent != nil {
 		streamAgent.SetAPI("http://"+a.HTTPAddr(), cfg.HTTP.AgentToken)
 	}
@@ -129,22 +86,7 @@ func demoAgentCall(ctx context.Context, s stdio, cfg *config.Config, dir string,
 	p.step("attorney", "phone of Felix Dubinsky (%s) listening on %s, the outbound proxy", demoAttorney, attorney.Addr())
 
 	summary, runErr := demoAgentScript(ctx, p, a, caller, attorney, sipAgent)
-	_ = caller.Close()
-	_ = attorney.Close()
-	waitIdle(a.sip.Registry(), 5*time.Second)
-	stopServer()
-	select {
-	case <-served:
-	case <-time.After(10 * time.Second):
-		fmt.Fprintln(s.err, "matterline demo: the server did not stop within 10s")
-	}
-	if runErr != nil {
-		p.step("FAILED", "%v", runErr)
-		showLogTail(s.err, logPath, 25)
-		return runErr
-	}
-	p.step("summary", "demo agent call OK: %s", summary)
-	return nil
+	return st.finish(s, p, runErr, "demo agent call OK: "+summary)
 }
 
 // demoAgentScript is the call: answered, lookup, the agent speaks, the agent's

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -52,63 +51,15 @@ func demoCall(ctx context.Context, s stdio, cfg *config.Config, dir string) erro
 	defer cancel()
 	p := &stepPrinter{w: s.out, start: time.Now()}
 
-	// The server's log goes to a file in the demo directory, out of the way of
-	// the steps; its tail is shown when the call fails.
-	logPath := filepath.Join(dir, "matterline.log")
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	st, err := openDemoStage(dir, cfg)
 	if err != nil {
 		return err
 	}
-	defer logFile.Close()
-	log := newLogger(cfg.Log, logFile)
-
-	// The attorney's phone listens where the demo sends transfer destinations:
-	// a free loopback port, set as the outbound proxy before the server starts.
-	attorney, err := phone.NewCallee(phone.CalleeConfig{Name: "attorney", Listen: "127.0.0.1:0",
-		Number: demoAttorney, RingDelay: demoRingDelay, OnEvent: p.phoneEvent,
-		Logger: log.With("component", "attorney-phone")})
-	if err != nil {
-		return fmt.Errorf("attorney's phone: %w", err)
-	}
-	defer attorney.Close()
-	cfg.SIP.OutboundProxy = "sip:" + attorney.Addr().String()
-	if err := cfg.Validate(); err != nil {
+	defer st.close()
+	if err := st.start(ctx, cfg, p); err != nil {
 		return err
 	}
-
-	stopClio, err := startDemoClio(cfg, log)
-	if err != nil {
-		return err
-	}
-	defer stopClio()
-	if err := importDemoRules(ctx, cfg); err != nil {
-		return err
-	}
-	caller, err := phone.NewCaller(phone.CallerConfig{Name: "caller", Listen: "127.0.0.1:0",
-		From: demoCaller, DisplayName: demoCallerName, OnEvent: p.phoneEvent,
-		Logger: log.With("component", "caller-phone")})
-	if err != nil {
-		return fmt.Errorf("caller's phone: %w", err)
-	}
-	defer caller.Close()
-
-	srvCtx, stopServer := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopServer()
-	ready := make(chan *app, 1)
-	served := make(chan error, 1)
-	go func() {
-		served <- serve(srvCtx, stdio{out: io.Discard, err: logFile}, cfg, "", func(a *app) { ready <- a })
-	}()
-	var a *app
-	select {
-	case a = <-ready:
-	case err := <-served:
-		return fmt.Errorf("demo server: %w", err)
-	case <-ctx.Done():
-		stopServer()
-		<-served
-		return fmt.Errorf("demo server did not start: %w", ctx.Err())
-	}
+	a, caller, attorney := st.a, st.caller, st.attorney
 	p.step("matterline", "demo server up: SIP %s, HTTP %s, sandbox Clio, sample rules", strings.Join(a.sip.Addrs(), " "), a.HTTPAddr())
 	p.step("attorney", "phone of Felix Dubinsky (%s) listening on %s, the outbound proxy", demoAttorney, attorney.Addr())
 
@@ -118,24 +69,7 @@ func demoCall(ctx context.Context, s stdio, cfg *config.Config, dir string) erro
 		runErr = showDemoCalls(ctx, p, cfg, dir, a)
 	}
 
-	// Teardown: the phones hang up what is left, the server finishes tearing
-	// those calls down, then it stops.
-	_ = caller.Close()
-	_ = attorney.Close()
-	waitIdle(a.sip.Registry(), 5*time.Second)
-	stopServer()
-	select {
-	case <-served:
-	case <-time.After(10 * time.Second):
-		fmt.Fprintln(s.err, "matterline demo: the server did not stop within 10s")
-	}
-	if runErr != nil {
-		p.step("FAILED", "%v", runErr)
-		showLogTail(s.err, logPath, 25)
-		return runErr
-	}
-	p.step("summary", "demo call OK: %s", sc.summary)
-	return nil
+	return st.finish(s, p, runErr, "demo call OK: "+sc.summary)
 }
 
 // showDemoCalls writes the demo's configuration file, as plain `matterline demo`
