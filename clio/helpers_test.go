@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/matterline/matterline/clio/cliotest"
-	"github.com/matterline/matterline/configs"
 	"github.com/matterline/matterline/store"
 )
 
@@ -57,11 +56,7 @@ func (s *syncBuffer) String() string {
 
 func demoFixture(t testing.TB) *cliotest.Fixture {
 	t.Helper()
-	data, err := configs.Demo.ReadFile(configs.DemoClioFixture)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fx, err := cliotest.ParseFixture(bytes.NewReader(data))
+	fx, err := cliotest.DemoFixture()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/matterline/matterline/clio"
 	"github.com/matterline/matterline/clio/cliotest"
-	"github.com/matterline/matterline/configs"
 	"github.com/matterline/matterline/media"
 	"github.com/matterline/matterline/records"
 	"github.com/matterline/matterline/routing"
@@ -63,11 +62,7 @@ func (s *syncBuffer) String() string {
 
 func demoFixture(t testing.TB) *cliotest.Fixture {
 	t.Helper()
-	data, err := configs.Demo.ReadFile(configs.DemoClioFixture)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fx, err := cliotest.ParseFixture(bytes.NewReader(data))
+	fx, err := cliotest.DemoFixture()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"github.com/matterline/matterline/configs"
 )
 
 // Fixture is the data a Fake serves. It reads from JSON (see configs/demo/clio.json).
@@ -89,6 +91,17 @@ type Matter struct {
 	ResponsibleStaffID    int64     `json:"responsible_staff_id"`
 	ResponsibleAttorneyID int64     `json:"responsible_attorney_id"`
 	OriginatingAttorneyID int64     `json:"originating_attorney_id"`
+}
+
+// DemoFixture is the demo data of `matterline demo` (configs/demo), which the
+// sandbox Clio and the tests serve.
+func DemoFixture() (*Fixture, error) {
+	f, err := configs.Demo.Open(configs.DemoClioFixture)
+	if err != nil {
+		return nil, fmt.Errorf("demo clio fixture: %w", err)
+	}
+	defer f.Close()
+	return ParseFixture(f)
 }
 
 // ParseFixture decodes a JSON fixture, rejecting unknown keys.

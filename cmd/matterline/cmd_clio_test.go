@@ -19,7 +19,6 @@ import (
 	"github.com/matterline/matterline/clio"
 	"github.com/matterline/matterline/clio/cliotest"
 	"github.com/matterline/matterline/config"
-	"github.com/matterline/matterline/configs"
 )
 
 // lockedBuffer is a bytes.Buffer safe to read while a command writes to it.
@@ -56,11 +55,7 @@ func newClioCLI(t *testing.T, extra string) *clioCLI {
 	t.Setenv(clio.EnvSecretKey, "")
 	t.Setenv(clio.EnvSecretKeyOld, "")
 	t.Setenv("CREDENTIALS_DIRECTORY", "")
-	data, err := configs.Demo.ReadFile(configs.DemoClioFixture)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fx, err := cliotest.ParseFixture(bytes.NewReader(data))
+	fx, err := cliotest.DemoFixture()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/matterline/matterline/clio"
 	"github.com/matterline/matterline/clio/cliotest"
 	"github.com/matterline/matterline/config"
-	"github.com/matterline/matterline/configs"
 	"github.com/matterline/matterline/routing"
 )
 
@@ -305,12 +304,7 @@ func startDemoClio(cfg *config.Config, log *slog.Logger) (stop func(), err error
 // startDemoClioServer is startDemoClio returning the fake itself (tests read
 // what was written to it).
 func startDemoClioServer(cfg *config.Config, log *slog.Logger) (*cliotest.Server, error) {
-	f, err := configs.Demo.Open(configs.DemoClioFixture)
-	if err != nil {
-		return nil, fmt.Errorf("demo clio fixture: %w", err)
-	}
-	defer f.Close()
-	fx, err := cliotest.ParseFixture(f)
+	fx, err := cliotest.DemoFixture()
 	if err != nil {
 		return nil, err
 	}
