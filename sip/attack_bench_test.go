@@ -233,22 +233,7 @@ func attackGarbage(b *testing.B, e *testEnv, _ [2]int, stop <-chan struct{}) *at
 	for i := 80; i < len(junk); i++ {
 		junk[i] = 'A' + byte(i%26)
 	}
-	var sent atomic.Int64
-	go func() {
-		defer conn.Close()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if _, err := conn.WriteToUDPAddrPort(junk, dst); err == nil {
-				sent.Add(1)
-			}
-			time.Sleep(200 * time.Microsecond)
-		}
-	}()
-	return &sent
+	return sendUntil(conn, dst, stop, 200*time.Microsecond, func(int) []byte { return junk })
 }
 
 // attackInvites sends INVITEs with fresh Call-IDs that never ACK, about 2,000 a
@@ -258,29 +243,9 @@ func attackInvites(b *testing.B, e *testEnv, _ [2]int, stop <-chan struct{}) *at
 	conn := attackerUDP(b)
 	dst := netip.MustParseAddrPort(e.udp)
 	me := conn.LocalAddr().String()
-	sdp := "v=0\r\no=f 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\n"
-	var sent atomic.Int64
-	go func() {
-		defer conn.Close()
-		go drain(conn)
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			id := "flood-" + strconv.Itoa(i)
-			inv := "INVITE sip:100@" + e.udp + " SIP/2.0\r\nVia: SIP/2.0/UDP " + me + ";branch=z9hG4bK" + id + "\r\n" +
-				"From: <sip:+12175550199@pbx>;tag=" + id + "\r\nTo: <sip:100@x>\r\nCall-ID: " + id + "\r\n" +
-				"CSeq: 1 INVITE\r\nContact: <sip:flood@" + me + ">\r\nContent-Type: application/sdp\r\n" +
-				"Content-Length: " + strconv.Itoa(len(sdp)) + "\r\n\r\n" + sdp
-			if _, err := conn.WriteToUDPAddrPort([]byte(inv), dst); err == nil {
-				sent.Add(1)
-			}
-			time.Sleep(500 * time.Microsecond)
-		}
-	}()
-	return &sent
+	return sendUntil(conn, dst, stop, 500*time.Microsecond, func(i int) []byte {
+		return []byte(floodInvite(i, e.udp, me))
+	})
 }
 
 // attackInDialog keeps a victim call in the menu and sends it forged INFO
@@ -307,31 +272,18 @@ func attackInDialog(b *testing.B, e *testEnv, _ [2]int, stop <-chan struct{}) *a
 		{"INVITE", "Content-Type: application/sdp\r\n", evilSDP},
 		{"BYE", "", ""},
 	}
-	var sent atomic.Int64
-	go func() {
-		defer conn.Close()
-		go drain(conn)
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			r := reqs[i%len(reqs)]
-			msg := r.method + " sip:matterline@" + e.udp + " SIP/2.0\r\n" +
-				"Via: SIP/2.0/UDP " + me + ";branch=z9hG4bKevil" + strconv.Itoa(i) + "\r\n" +
-				"From: " + res.From().Value() + "\r\n" +
-				"To: " + res.To().Value() + "\r\n" +
-				"Call-ID: " + c.CallID + "\r\n" +
-				"CSeq: " + strconv.Itoa(900+i) + " " + r.method + "\r\n" +
-				"Contact: <sip:evil@" + me + ">\r\n" + r.extra +
-				"Content-Length: " + strconv.Itoa(len(r.body)) + "\r\n\r\n" + r.body
-			if _, err := conn.WriteToUDPAddrPort([]byte(msg), dst); err == nil {
-				sent.Add(1)
-			}
-			time.Sleep(500 * time.Microsecond)
-		}
-	}()
+	sent := sendUntil(conn, dst, stop, 500*time.Microsecond, func(i int) []byte {
+		r := reqs[i%len(reqs)]
+		msg := r.method + " sip:matterline@" + e.udp + " SIP/2.0\r\n" +
+			"Via: SIP/2.0/UDP " + me + ";branch=z9hG4bKevil" + strconv.Itoa(i) + "\r\n" +
+			"From: " + res.From().Value() + "\r\n" +
+			"To: " + res.To().Value() + "\r\n" +
+			"Call-ID: " + c.CallID + "\r\n" +
+			"CSeq: " + strconv.Itoa(900+i) + " " + r.method + "\r\n" +
+			"Contact: <sip:evil@" + me + ">\r\n" + r.extra +
+			"Content-Length: " + strconv.Itoa(len(r.body)) + "\r\n\r\n" + r.body
+		return []byte(msg)
+	})
 	e.check = func() {
 		// The victim is still in the menu with no intent: the attack did nothing.
 		for _, s := range e.srv.Registry().List() {
@@ -344,7 +296,7 @@ func attackInDialog(b *testing.B, e *testEnv, _ [2]int, stop <-chan struct{}) *a
 		}
 		b.Error("the victim call is gone after the attack")
 	}
-	return &sent
+	return sent
 }
 
 func attackerUDP(b *testing.B) *net.UDPConn {
@@ -426,5 +378,28 @@ func attackHTTPAPI(b *testing.B, e *testEnv, _ [2]int, stop <-chan struct{}) *at
 			b.Error("the API attack sent nothing")
 		}
 	}
+	return &sent
+}
+
+// sendUntil sends next(i) from conn to dst, pausing between datagrams, until
+// stop closes (then it closes conn), draining what the server answers, and
+// counts what it sent.
+func sendUntil(conn *net.UDPConn, dst netip.AddrPort, stop <-chan struct{}, pause time.Duration, next func(i int) []byte) *atomic.Int64 {
+	var sent atomic.Int64
+	go drain(conn)
+	go func() {
+		defer conn.Close()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := conn.WriteToUDPAddrPort(next(i), dst); err == nil {
+				sent.Add(1)
+			}
+			time.Sleep(pause)
+		}
+	}()
 	return &sent
 }

@@ -183,6 +183,17 @@ func TestInDialogRequestsFromStrangerRefused(t *testing.T) {
 	e.waitIdle()
 }
 
+// floodInvite is INVITE number i of a flood from me (host:port) to target: a
+// fresh Call-ID, never ACKed.
+func floodInvite(i int, target, me string) string {
+	const sdp = "v=0\r\no=f 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\n"
+	id := "flood-" + strconv.Itoa(i)
+	return "INVITE sip:100@" + target + " SIP/2.0\r\nVia: SIP/2.0/UDP " + me + ";branch=z9hG4bK" + id + "\r\n" +
+		"From: <sip:+12175550199@pbx>;tag=" + id + "\r\nTo: <sip:100@x>\r\nCall-ID: " + id + "\r\n" +
+		"CSeq: 1 INVITE\r\nContact: <sip:flood@" + me + ">\r\nContent-Type: application/sdp\r\n" +
+		"Content-Length: " + strconv.Itoa(len(sdp)) + "\r\n\r\n" + sdp
+}
+
 // floodInvites sends n INVITEs with distinct Call-IDs from conn that never ACK,
 // and counts the 200s and 503s that come back within wait.
 func floodInvites(t *testing.T, conn *net.UDPConn, target string, n int, wait time.Duration) (ok, busy int) {
@@ -192,14 +203,8 @@ func floodInvites(t *testing.T, conn *net.UDPConn, target string, n int, wait ti
 		t.Fatal(err)
 	}
 	me := conn.LocalAddr().String()
-	sdp := "v=0\r\no=f 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\n"
 	for i := 0; i < n; i++ {
-		id := "flood-" + strconv.Itoa(i)
-		inv := "INVITE sip:100@" + target + " SIP/2.0\r\nVia: SIP/2.0/UDP " + me + ";branch=z9hG4bK" + id + "\r\n" +
-			"From: <sip:+12175550199@pbx>;tag=" + id + "\r\nTo: <sip:100@x>\r\nCall-ID: " + id + "\r\n" +
-			"CSeq: 1 INVITE\r\nContact: <sip:flood@" + me + ">\r\nContent-Type: application/sdp\r\n" +
-			"Content-Length: " + strconv.Itoa(len(sdp)) + "\r\n\r\n" + sdp
-		if _, err := conn.WriteToUDP([]byte(inv), srv); err != nil {
+		if _, err := conn.WriteToUDP([]byte(floodInvite(i, target, me)), srv); err != nil {
 			t.Fatal(err)
 		}
 	}
