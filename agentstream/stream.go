@@ -209,10 +209,16 @@ type Stream struct {
 
 	ctx    context.Context // the stream's life; cancelled on the end
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	done   chan struct{}
-	end    atomic.Uint32 // EndReason, first one wins
-	once   sync.Once
+	// readCtx is the reader's context; kill cancels it, which makes the
+	// library close the TCP connection at once. conn.CloseNow alone does
+	// not while a close handshake is under way: it waits for that
+	// handshake's own 5 s timeout.
+	readCtx context.Context
+	kill    context.CancelFunc
+	wg      sync.WaitGroup
+	done    chan struct{}
+	end     atomic.Uint32 // EndReason, first one wins
+	once    sync.Once
 
 	up      uplink
 	upQueue chan *upFrame
@@ -261,6 +267,7 @@ func (d *Dialer) Open(ctx context.Context, req Request) (*Stream, error) {
 	maxBytes := int(cfg.MaxPlayout / (frameMS * time.Millisecond) * frameBytes)
 	s.play = newPlayout(maxBytes, s.echoMark)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.readCtx, s.kill = context.WithCancel(context.Background())
 
 	// connected and start go out before any media, from this goroutine.
 	wctx, wcancel := context.WithTimeout(ctx, cfg.WriteTimeout)
@@ -277,6 +284,7 @@ func (d *Dialer) Open(ctx context.Context, req Request) (*Stream, error) {
 		if err := conn.Write(wctx, websocket.MessageText, b); err != nil {
 			_ = conn.CloseNow()
 			s.cancel()
+			s.kill()
 			return nil, fmt.Errorf("%w: %s: send start: %w", ErrDial, d.u.Redacted(), err)
 		}
 	}
@@ -284,6 +292,7 @@ func (d *Dialer) Open(ctx context.Context, req Request) (*Stream, error) {
 	if err != nil {
 		_ = conn.CloseNow()
 		s.cancel()
+		s.kill()
 		return nil, fmt.Errorf("agentstream: tap the caller's audio: %w", err)
 	}
 	s.untap = untap
@@ -351,8 +360,15 @@ func (s *Stream) Stop() {
 	case <-s.done:
 	case <-t.C:
 		s.finish(EndStopped)
-		_ = s.conn.CloseNow()
+		s.closeNow()
 	}
+}
+
+// closeNow drops the connection without the close handshake, also while one
+// is under way, and wakes every goroutine waiting on it.
+func (s *Stream) closeNow() {
+	s.kill()
+	_ = s.conn.CloseNow()
 }
 
 // stopWith asks the writer to send stop and end the stream with reason.
@@ -376,10 +392,16 @@ func (s *Stream) finish(reason EndReason) {
 	s.once.Do(func() {
 		s.end.Store(uint32(reason))
 		s.untap()
+		switch reason {
+		case EndPongTimeout, EndWriteTimeout, EndReadError:
+			// Dead: no close handshake. Dropped before the cancel, so the
+			// writer does not start one.
+			s.kill()
+		}
 		s.cancel()
 		switch reason {
 		case EndPongTimeout, EndWriteTimeout, EndReadError:
-			_ = s.conn.CloseNow() // dead: no close handshake, wake every waiter
+			_ = s.conn.CloseNow() // wake every waiter
 		}
 		st := s.Stats()
 		s.log.Info("agent stream ended", "reason", reason.String(), "frames_sent", st.FramesSent,
@@ -395,11 +417,12 @@ func (s *Stream) finish(reason EndReason) {
 // ignored. A read error (including the agent's close) ends the stream.
 func (s *Stream) readLoop() {
 	defer s.wg.Done()
+	defer s.kill() // releases readCtx; no read is pending any more
 	var buf []byte
 	for {
 		// Not under s.ctx: a cancelled read would close the WebSocket without
-		// the close handshake; the writer's close (or CloseNow) wakes it.
-		typ, b, err := s.conn.Read(context.Background())
+		// the close handshake; the writer's close (or closeNow) wakes it.
+		typ, b, err := s.conn.Read(s.readCtx)
 		if err != nil {
 			switch {
 			case s.ctx.Err() != nil:
@@ -538,7 +561,7 @@ func (s *Stream) closeConn() {
 	select {
 	case <-closed:
 	case <-time.After(closeWait):
-		_ = s.conn.CloseNow()
+		s.closeNow()
 		<-closed
 	}
 }
@@ -629,7 +652,6 @@ func (s *Stream) pingLoop() {
 			}
 			s.log.Info("agent stream: no pong", "error", err)
 			s.finish(EndPongTimeout)
-			_ = s.conn.CloseNow()
 			return
 		}
 	}

@@ -281,6 +281,32 @@ func TestDeadWebSocket(t *testing.T) {
 	}
 }
 
+// A dead agent found while our close handshake is under way (the writer
+// started it, the agent never answers) ends the stream at once: the library's
+// CloseNow alone would wait out the handshake's own 5 s timeout. This race made
+// TestDeadWebSocket/no_pong fail about once in a hundred runs on a busy machine.
+func TestDeadAgentDuringCloseHandshake(t *testing.T) {
+	a := newTestAgent(t, false)
+	call := newTestCall(t)
+	s, _, _ := openStream(t, a, call, nil)
+	handshake := make(chan struct{})
+	go func() { s.closeConn(); close(handshake) }() // the agent never reads: no answer
+	time.Sleep(100 * time.Millisecond)              // the close frame is out, the handshake waits
+	start := time.Now()
+	s.finish(EndPongTimeout)
+	select {
+	case <-handshake:
+	case <-time.After(3 * time.Second):
+		t.Fatal("the close handshake still waits for the dead agent")
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("finish took %v", took)
+	}
+	if s.Reason() != EndPongTimeout {
+		t.Errorf("reason %s", s.Reason())
+	}
+}
+
 // A slow agent (it never reads) makes frames drop, counted, while the caller's
 // RTP keeps its pace both ways: what the caller sends is still read, and what
 // the caller receives still comes every 20 ms.
