@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -209,16 +210,14 @@ type Stream struct {
 
 	ctx    context.Context // the stream's life; cancelled on the end
 	cancel context.CancelFunc
-	// readCtx is the reader's context; kill cancels it, which makes the
-	// library close the TCP connection at once. conn.CloseNow alone does
-	// not while a close handshake is under way: it waits for that
-	// handshake's own 5 s timeout.
-	readCtx context.Context
-	kill    context.CancelFunc
-	wg      sync.WaitGroup
-	done    chan struct{}
-	end     atomic.Uint32 // EndReason, first one wins
-	once    sync.Once
+	// raw is the WebSocket's TCP connection. closeNow closes it: the
+	// library's CloseNow alone does not while a close handshake is under way
+	// (it waits out that handshake's own 5 s timeout).
+	raw  *rawConn
+	wg   sync.WaitGroup
+	done chan struct{}
+	end  atomic.Uint32 // EndReason, first one wins
+	once sync.Once
 
 	up      uplink
 	upQueue chan *upFrame
@@ -246,14 +245,15 @@ func (d *Dialer) Open(ctx context.Context, req Request) (*Stream, error) {
 	cfg := &d.cfg
 	dctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
+	raw := new(rawConn)
 	conn, _, err := websocket.Dial(dctx, d.u.String(), &websocket.DialOptions{
-		HTTPClient: cfg.HTTPClient, HTTPHeader: cfg.Header})
+		HTTPClient: raw.client(cfg.HTTPClient), HTTPHeader: cfg.Header})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrDial, d.u.Redacted(), err)
 	}
 	conn.SetReadLimit(maxMessage)
 	s := &Stream{
-		cfg: cfg, conn: conn, callID: req.CallID, streamSid: newSid("MZ"),
+		cfg: cfg, conn: conn, raw: raw, callID: req.CallID, streamSid: newSid("MZ"),
 		done:    make(chan struct{}),
 		upQueue: make(chan *upFrame, cfg.UplinkQueue),
 		upFree:  make(chan *upFrame, cfg.UplinkQueue+1),
@@ -267,7 +267,6 @@ func (d *Dialer) Open(ctx context.Context, req Request) (*Stream, error) {
 	maxBytes := int(cfg.MaxPlayout / (frameMS * time.Millisecond) * frameBytes)
 	s.play = newPlayout(maxBytes, s.echoMark)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.readCtx, s.kill = context.WithCancel(context.Background())
 
 	// connected and start go out before any media, from this goroutine.
 	wctx, wcancel := context.WithTimeout(ctx, cfg.WriteTimeout)
@@ -284,7 +283,6 @@ func (d *Dialer) Open(ctx context.Context, req Request) (*Stream, error) {
 		if err := conn.Write(wctx, websocket.MessageText, b); err != nil {
 			_ = conn.CloseNow()
 			s.cancel()
-			s.kill()
 			return nil, fmt.Errorf("%w: %s: send start: %w", ErrDial, d.u.Redacted(), err)
 		}
 	}
@@ -292,7 +290,6 @@ func (d *Dialer) Open(ctx context.Context, req Request) (*Stream, error) {
 	if err != nil {
 		_ = conn.CloseNow()
 		s.cancel()
-		s.kill()
 		return nil, fmt.Errorf("agentstream: tap the caller's audio: %w", err)
 	}
 	s.untap = untap
@@ -367,7 +364,7 @@ func (s *Stream) Stop() {
 // closeNow drops the connection without the close handshake, also while one
 // is under way, and wakes every goroutine waiting on it.
 func (s *Stream) closeNow() {
-	s.kill()
+	s.raw.close()
 	_ = s.conn.CloseNow()
 }
 
@@ -396,7 +393,7 @@ func (s *Stream) finish(reason EndReason) {
 		case EndPongTimeout, EndWriteTimeout, EndReadError:
 			// Dead: no close handshake. Dropped before the cancel, so the
 			// writer does not start one.
-			s.kill()
+			s.raw.close()
 		}
 		s.cancel()
 		switch reason {
@@ -417,12 +414,11 @@ func (s *Stream) finish(reason EndReason) {
 // ignored. A read error (including the agent's close) ends the stream.
 func (s *Stream) readLoop() {
 	defer s.wg.Done()
-	defer s.kill() // releases readCtx; no read is pending any more
 	var buf []byte
 	for {
 		// Not under s.ctx: a cancelled read would close the WebSocket without
 		// the close handshake; the writer's close (or closeNow) wakes it.
-		typ, b, err := s.conn.Read(s.readCtx)
+		typ, b, err := s.conn.Read(context.Background())
 		if err != nil {
 			switch {
 			case s.ctx.Err() != nil:
@@ -670,4 +666,58 @@ func newSid(prefix string) string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return prefix + hex.EncodeToString(b[:])
+}
+
+// rawConn keeps the TCP connection a WebSocket was dialled on, so that a dead
+// agent can be dropped at once whatever the WebSocket library is waiting for.
+type rawConn struct {
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+// client returns an HTTP client that dials like hc (nil: the default
+// transport) and records the connections it opens. A client whose transport is
+// not an *http.Transport is used as it is (then close is a no-op).
+func (r *rawConn) client(hc *http.Client) *http.Client {
+	var tr *http.Transport
+	switch {
+	case hc == nil:
+		tr = http.DefaultTransport.(*http.Transport).Clone()
+		hc = &http.Client{}
+	default:
+		t, ok := hc.Transport.(*http.Transport)
+		if hc.Transport == nil {
+			t, ok = http.DefaultTransport.(*http.Transport), true
+		}
+		if !ok {
+			return hc
+		}
+		tr = t.Clone()
+		c := *hc
+		hc = &c
+	}
+	dial := tr.DialContext
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err == nil {
+			r.mu.Lock()
+			r.conns = append(r.conns, c)
+			r.mu.Unlock()
+		}
+		return c, err
+	}
+	hc.Transport = tr
+	return hc
+}
+
+// close closes every connection dialled (normally one).
+func (r *rawConn) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.conns {
+		_ = c.Close()
+	}
 }
