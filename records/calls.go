@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime/pprof"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/matterline/matterline/lookup"
@@ -159,9 +161,34 @@ type Filter struct {
 }
 
 // CallStore reads and writes call records. It is safe for concurrent use.
+//
+// Writes are group-committed: an Upsert joins the queue and, when no writer is
+// running, starts one; the writer commits everything queued in one transaction,
+// again and again, and ends when the queue is empty. One call alone is written
+// at once, as before; under load (two writes per call, thousands of calls a
+// second) one commit serves many calls, and no goroutine or timer is left
+// running when the calls stop.
 type CallStore struct {
 	db *sql.DB
+
+	mu      sync.Mutex
+	queue   []*upsert
+	writing bool
 }
+
+// upsert is one queued write: the statement's arguments and where its result goes.
+type upsert struct {
+	id   string
+	args []any
+	done chan error // buffered: the writer never waits for the caller
+}
+
+// maxBatch bounds one transaction, so a long queue cannot hold SQLite's write
+// lock (and readers of the API) for long.
+const maxBatch = 256
+
+// batchTimeout bounds one batch's transaction.
+const batchTimeout = 10 * time.Second
 
 // NewCallStore migrates the records tables in db and returns a store on it. The
 // caller keeps ownership of db.
@@ -176,10 +203,26 @@ const callColumns = `id, sip_call_id, start_time, answer_time, end_time, caller,
 	lookup_status, contact_id, matter_id, staff_id, intents, rule, mode, destination,
 	decision_reason, outcome, end_reason, agent, agent_ms, agent_transfer`
 
+const upsertSQL = `INSERT INTO call_records (` + callColumns + `, ring_ms, talk_ms)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+		ON CONFLICT (sip_call_id, id) DO UPDATE SET
+			start_time=excluded.start_time, answer_time=excluded.answer_time,
+			end_time=excluded.end_time, caller=excluded.caller, called=excluded.called,
+			lookup_status=excluded.lookup_status, contact_id=excluded.contact_id,
+			matter_id=excluded.matter_id, staff_id=excluded.staff_id,
+			intents=excluded.intents, rule=excluded.rule, mode=excluded.mode,
+			destination=excluded.destination, decision_reason=excluded.decision_reason,
+			outcome=excluded.outcome, end_reason=excluded.end_reason,
+			ring_ms=excluded.ring_ms, talk_ms=excluded.talk_ms,
+			agent=excluded.agent, agent_ms=excluded.agent_ms, agent_transfer=excluded.agent_transfer
+		WHERE excluded.outcome <> 'in_progress' OR call_records.outcome = 'in_progress'`
+
 // Upsert writes rec as the one row of its call. Writing the same call (same ID and
 // CallID) again replaces the row, so a retried write is harmless; an in-progress
 // record never replaces a finished one, so the row written at the INVITE cannot
-// overwrite the final record however late it lands.
+// overwrite the final record however late it lands. Writes reach the database in
+// the order of the Upsert calls. When ctx ends first, Upsert returns its error
+// and the write may still land.
 func (s *CallStore) Upsert(ctx context.Context, rec CallRecord) error {
 	if err := rec.validate(); err != nil {
 		return err
@@ -192,29 +235,98 @@ func (s *CallStore) Upsert(ctx context.Context, rec CallRecord) error {
 	if err != nil {
 		return fmt.Errorf("records: encode intents: %w", err)
 	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO call_records (`+callColumns+`, ring_ms, talk_ms)
-		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
-		ON CONFLICT (sip_call_id, id) DO UPDATE SET
-			start_time=excluded.start_time, answer_time=excluded.answer_time,
-			end_time=excluded.end_time, caller=excluded.caller, called=excluded.called,
-			lookup_status=excluded.lookup_status, contact_id=excluded.contact_id,
-			matter_id=excluded.matter_id, staff_id=excluded.staff_id,
-			intents=excluded.intents, rule=excluded.rule, mode=excluded.mode,
-			destination=excluded.destination, decision_reason=excluded.decision_reason,
-			outcome=excluded.outcome, end_reason=excluded.end_reason,
-			ring_ms=excluded.ring_ms, talk_ms=excluded.talk_ms,
-			agent=excluded.agent, agent_ms=excluded.agent_ms, agent_transfer=excluded.agent_transfer
-		WHERE excluded.outcome <> 'in_progress' OR call_records.outcome = 'in_progress'`,
+	u := &upsert{id: rec.ID, done: make(chan error, 1), args: []any{
 		rec.ID, rec.CallID, formatTime(rec.Start), nullTime(rec.Answer), nullTime(rec.End),
 		rec.Caller, rec.Called, rec.Lookup.String(), nullID(rec.ContactID), nullID(rec.MatterID),
 		nullID(rec.StaffID), string(ij), rec.Rule, rec.Mode.String(), rec.Destination,
 		string(rec.Reason), rec.Outcome.String(), rec.EndReason.String(),
 		rec.Agent, max(rec.AgentMS, 0), rec.AgentTransfer,
-		rec.RingDuration().Milliseconds(), rec.TalkDuration().Milliseconds())
-	if err != nil {
-		return fmt.Errorf("records: write call %s: %w", rec.ID, err)
+		rec.RingDuration().Milliseconds(), rec.TalkDuration().Milliseconds()}}
+	s.mu.Lock()
+	s.queue = append(s.queue, u)
+	lead := !s.writing
+	s.writing = true
+	s.mu.Unlock()
+	if lead {
+		go s.drain()
 	}
-	return nil
+	select {
+	case err := <-u.done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("records: write call %s: %w", rec.ID, ctx.Err())
+	}
+}
+
+// drain commits the queue batch by batch until it is empty. One runs at a time.
+func (s *CallStore) drain() {
+	// Not one of the goroutines of the call that started it (leak checks follow
+	// pprof labels).
+	pprof.SetGoroutineLabels(context.Background())
+	for {
+		s.mu.Lock()
+		n := min(len(s.queue), maxBatch)
+		if n == 0 {
+			s.writing = false
+			s.mu.Unlock()
+			return
+		}
+		batch := make([]*upsert, n)
+		copy(batch, s.queue)
+		s.queue = append(s.queue[:0], s.queue[n:]...)
+		s.mu.Unlock()
+		s.commit(batch)
+	}
+}
+
+// commit writes one batch: alone, a plain statement; more, one transaction in
+// which a failing row fails alone and a failed commit fails them all.
+func (s *CallStore) commit(batch []*upsert) {
+	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
+	defer cancel()
+	fail := func(u *upsert, err error) { u.done <- fmt.Errorf("records: write call %s: %w", u.id, err) }
+	if len(batch) == 1 {
+		u := batch[0]
+		if _, err := s.db.ExecContext(ctx, upsertSQL, u.args...); err != nil {
+			fail(u, err)
+			return
+		}
+		u.done <- nil
+		return
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		for _, u := range batch {
+			fail(u, err)
+		}
+		return
+	}
+	stmt, err := tx.PrepareContext(ctx, upsertSQL)
+	if err != nil {
+		_ = tx.Rollback()
+		for _, u := range batch {
+			fail(u, err)
+		}
+		return
+	}
+	errs := make([]error, len(batch))
+	for i, u := range batch {
+		_, errs[i] = stmt.ExecContext(ctx, u.args...)
+	}
+	_ = stmt.Close()
+	if err := tx.Commit(); err != nil {
+		for _, u := range batch {
+			fail(u, err)
+		}
+		return
+	}
+	for i, u := range batch {
+		if errs[i] != nil {
+			fail(u, errs[i])
+		} else {
+			u.done <- nil
+		}
+	}
 }
 
 // MarkInterrupted turns every in-progress row into an interrupted one (outcome and

@@ -5,9 +5,12 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -384,4 +387,76 @@ func TestSetLookupAndDecision(t *testing.T) {
 	if r.ContactID != 0 || r.MatterID != 0 || r.StaffID != 0 {
 		t.Fatalf("ids kept: %+v", r)
 	}
+}
+
+// Concurrent writes all land, in order per call: the in-progress row first, the
+// final record after it, from many goroutines at once (the group commit batches
+// them), and a row that fails its check fails alone.
+func TestUpsertConcurrentBatches(t *testing.T) {
+	ctx := context.Background()
+	s, db := newCallStore(t)
+	const calls = 400
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*calls)
+	for i := range calls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rec := sampleCall()
+			rec.ID, rec.CallID = fmt.Sprintf("c-%04d", i), fmt.Sprintf("%d@pbx.example", i)
+			start := CallRecord{ID: rec.ID, CallID: rec.CallID, Start: rec.Start, Outcome: OutcomeInProgress}
+			if err := s.Upsert(ctx, start); err != nil {
+				errs <- err
+				return
+			}
+			if i%50 == 7 {
+				bad := rec
+				bad.Start = time.Date(12000, 1, 1, 0, 0, 0, 0, time.UTC) // refused by the table's CHECK
+				if err := s.Upsert(ctx, bad); err == nil {
+					errs <- fmt.Errorf("call %d: an invalid row was accepted", i)
+				}
+			}
+			if err := s.Upsert(ctx, rec); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	var finished, total int
+	if err := db.QueryRow(`SELECT count(*), count(*) FILTER (WHERE outcome = 'bridged') FROM call_records`).Scan(&total, &finished); err != nil {
+		t.Fatal(err)
+	}
+	if total != calls || finished != calls {
+		t.Fatalf("%d rows, %d finished; want %d of each", total, finished, calls)
+	}
+}
+
+func BenchmarkUpsertParallel(b *testing.B) {
+	db, err := store.Open(filepath.Join(b.TempDir(), "m.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	s, err := NewCallStore(context.Background(), db)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var n atomic.Int64
+	b.SetParallelism(32) // many calls end at once
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			rec := sampleCall()
+			i := n.Add(1)
+			rec.ID, rec.CallID = fmt.Sprintf("c-%d", i), fmt.Sprintf("%d@pbx.example", i)
+			if err := s.Upsert(context.Background(), rec); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
