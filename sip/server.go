@@ -441,7 +441,9 @@ func (s *Server) Close() error {
 			errs = append(errs, err)
 		}
 	}
-	if err := s.ua.Close(); err != nil {
+	// sipgo closes a UDP listener's connection from its read loop as well:
+	// whichever comes second sees it closed, which is not a failure.
+	if err := s.ua.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 		errs = append(errs, err)
 	}
 	done := make(chan struct{})
