@@ -169,15 +169,16 @@ type Filter struct {
 // second) one commit serves many calls, and no goroutine or timer is left
 // running when the calls stop.
 type CallStore struct {
-	db *sql.DB
+	db     *sql.DB
+	upsert *sql.Stmt // prepared once: parsing the statement cost more than running it
 
 	mu      sync.Mutex
-	queue   []*upsert
+	queue   []*upsertReq
 	writing bool
 }
 
 // upsert is one queued write: the statement's arguments and where its result goes.
-type upsert struct {
+type upsertReq struct {
 	id   string
 	args []any
 	done chan error // buffered: the writer never waits for the caller
@@ -196,7 +197,11 @@ func NewCallStore(ctx context.Context, db *sql.DB) (*CallStore, error) {
 	if err := Migrate(ctx, db); err != nil {
 		return nil, err
 	}
-	return &CallStore{db: db}, nil
+	st, err := db.PrepareContext(ctx, upsertSQL)
+	if err != nil {
+		return nil, fmt.Errorf("records: prepare call upsert: %w", err)
+	}
+	return &CallStore{db: db, upsert: st}, nil
 }
 
 const callColumns = `id, sip_call_id, start_time, answer_time, end_time, caller, called,
@@ -235,7 +240,7 @@ func (s *CallStore) Upsert(ctx context.Context, rec CallRecord) error {
 	if err != nil {
 		return fmt.Errorf("records: encode intents: %w", err)
 	}
-	u := &upsert{id: rec.ID, done: make(chan error, 1), args: []any{
+	u := &upsertReq{id: rec.ID, done: make(chan error, 1), args: []any{
 		rec.ID, rec.CallID, formatTime(rec.Start), nullTime(rec.Answer), nullTime(rec.End),
 		rec.Caller, rec.Called, rec.Lookup.String(), nullID(rec.ContactID), nullID(rec.MatterID),
 		nullID(rec.StaffID), string(ij), rec.Rule, rec.Mode.String(), rec.Destination,
@@ -271,7 +276,7 @@ func (s *CallStore) drain() {
 			s.mu.Unlock()
 			return
 		}
-		batch := make([]*upsert, n)
+		batch := make([]*upsertReq, n)
 		copy(batch, s.queue)
 		s.queue = append(s.queue[:0], s.queue[n:]...)
 		s.mu.Unlock()
@@ -281,13 +286,13 @@ func (s *CallStore) drain() {
 
 // commit writes one batch: alone, a plain statement; more, one transaction in
 // which a failing row fails alone and a failed commit fails them all.
-func (s *CallStore) commit(batch []*upsert) {
+func (s *CallStore) commit(batch []*upsertReq) {
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
-	fail := func(u *upsert, err error) { u.done <- fmt.Errorf("records: write call %s: %w", u.id, err) }
+	fail := func(u *upsertReq, err error) { u.done <- fmt.Errorf("records: write call %s: %w", u.id, err) }
 	if len(batch) == 1 {
 		u := batch[0]
-		if _, err := s.db.ExecContext(ctx, upsertSQL, u.args...); err != nil {
+		if _, err := s.upsert.ExecContext(ctx, u.args...); err != nil {
 			fail(u, err)
 			return
 		}
@@ -301,14 +306,7 @@ func (s *CallStore) commit(batch []*upsert) {
 		}
 		return
 	}
-	stmt, err := tx.PrepareContext(ctx, upsertSQL)
-	if err != nil {
-		_ = tx.Rollback()
-		for _, u := range batch {
-			fail(u, err)
-		}
-		return
-	}
+	stmt := tx.StmtContext(ctx, s.upsert)
 	errs := make([]error, len(batch))
 	for i, u := range batch {
 		_, errs[i] = stmt.ExecContext(ctx, u.args...)

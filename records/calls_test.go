@@ -460,3 +460,26 @@ func BenchmarkUpsertParallel(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkUpsertSerial is one call at a time: every write a batch of one.
+func BenchmarkUpsertSerial(b *testing.B) {
+	db, err := store.Open(filepath.Join(b.TempDir(), "m.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	s, err := NewCallStore(context.Background(), db)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		rec := sampleCall()
+		i++
+		rec.ID, rec.CallID = fmt.Sprintf("c-%d", i), fmt.Sprintf("%d@pbx.example", i)
+		if err := s.Upsert(context.Background(), rec); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
