@@ -18,8 +18,9 @@ import (
 	"github.com/matterline/matterline/media"
 )
 
-// dtmfDuration is how long a key is held.
-const dtmfDuration = 120 * time.Millisecond
+// DTMFDuration is how long a key is held: its RFC 4733 end packet, which
+// completes the digit, leaves this long after its first packet.
+const DTMFDuration = 120 * time.Millisecond
 
 // CallInfo is what a phone learned about a call from its signalling.
 type CallInfo struct {
@@ -170,7 +171,7 @@ func (c *Call) SendDTMF(ctx context.Context, key rune) error {
 	}
 	ctx, cancel := withDefaultTimeout(ctx, DefaultRequestTimeout)
 	defer cancel()
-	err := sess.SendDTMF(ctx, key, dtmfDuration)
+	err := sess.SendDTMF(ctx, key, DTMFDuration)
 	if errors.Is(err, media.ErrNoTelephoneEvent) {
 		return c.SendDTMFInfo(ctx, key)
 	}
@@ -183,7 +184,7 @@ func (c *Call) SendDTMF(ctx context.Context, key rune) error {
 
 // SendDTMFInfo presses key as a SIP INFO with an application/dtmf-relay body.
 func (c *Call) SendDTMFInfo(ctx context.Context, key rune) error {
-	body := fmt.Sprintf("Signal=%c\r\nDuration=%d\r\n", key, dtmfDuration.Milliseconds())
+	body := fmt.Sprintf("Signal=%c\r\nDuration=%d\r\n", key, DTMFDuration.Milliseconds())
 	res, err := c.request(ctx, sip.INFO, "application/dtmf-relay", []byte(body))
 	if err != nil {
 		return fmt.Errorf("phone: dtmf info: %w", err)
