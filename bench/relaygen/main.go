@@ -65,6 +65,8 @@ type options struct {
 	timeout     time.Duration
 	concurrency int
 	callTimeout time.Duration
+	pprofURL    string
+	pprofOut    string
 }
 
 func main() {
@@ -89,6 +91,8 @@ func run() error {
 	flag.DurationVar(&o.timeout, "timeout", 5*time.Minute, "bound on the whole run")
 	flag.IntVar(&o.concurrency, "concurrency", 16, "calls set up at once (matterline)")
 	flag.DurationVar(&o.callTimeout, "call-timeout", 15*time.Second, "bound on one call's setup")
+	flag.StringVar(&o.pprofURL, "pprof-url", "", "relay's /debug/pprof/profile URL: a CPU profile of the window is captured (token from $"+pprofTokenEnv+")")
+	flag.StringVar(&o.pprofOut, "pprof-out", "", "file for the CPU profile")
 	flag.Parse()
 	var err error
 	if o.target, err = parseTarget(tgt); err != nil {
@@ -324,6 +328,12 @@ func bench(ctx context.Context, o options) error {
 		relay0, _ = procCPU(pid, hz)
 	}
 	self0, _ = procCPU("self", hz)
+	profDone := make(chan error, 1)
+	if o.pprofURL != "" && o.pprofOut != "" {
+		go func() { profDone <- captureProfile(ctx, o.pprofURL, o.pprofOut, o.window) }()
+	} else {
+		profDone <- nil
+	}
 	if err := sleepUntil(ctx, m.start.Add(time.Duration(m.winEnd))); err != nil {
 		return abort(err)
 	}
@@ -343,6 +353,9 @@ func bench(ctx context.Context, o options) error {
 	}
 	if measure {
 		res.rssEnd, _ = procRSS(pid)
+	}
+	if err := <-profDone; err != nil {
+		fmt.Fprintln(os.Stderr, err)
 	}
 
 	// Collect.
