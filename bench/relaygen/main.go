@@ -67,6 +67,7 @@ type options struct {
 	callTimeout time.Duration
 	pprofURL    string
 	pprofOut    string
+	procs       int
 }
 
 func main() {
@@ -93,7 +94,11 @@ func run() error {
 	flag.DurationVar(&o.callTimeout, "call-timeout", 15*time.Second, "bound on one call's setup")
 	flag.StringVar(&o.pprofURL, "pprof-url", "", "relay's /debug/pprof/profile URL: a CPU profile of the window is captured (token from $"+pprofTokenEnv+")")
 	flag.StringVar(&o.pprofOut, "pprof-out", "", "file for the CPU profile")
+	flag.IntVar(&o.procs, "procs", 1, "GOMAXPROCS of the generator: 1 leaves the other cores to the relay under test (0: Go's default)")
 	flag.Parse()
+	if o.procs > 0 {
+		runtime.GOMAXPROCS(o.procs)
+	}
 	var err error
 	if o.target, err = parseTarget(tgt); err != nil {
 		return err
@@ -483,6 +488,7 @@ func report(o options, r result, hz int64) {
 		"rss_end_kib=" + strconv.FormatInt(r.rssEnd, 10),
 		"kib_per_call=" + strconv.FormatFloat(kibPerCall, 'f', 1, 64),
 		"clk_tck=" + strconv.FormatInt(hz, 10),
+		"gen_procs=" + strconv.Itoa(runtime.GOMAXPROCS(0)),
 		"teardown_errors=" + strconv.Itoa(r.teardownErrs),
 	}
 	fmt.Println("RESULT " + strings.Join(kv, " "))
