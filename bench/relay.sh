@@ -67,11 +67,18 @@ free_port() {
 	echo "no free port" >&2; return 1
 }
 
-# wait_udp PORT: until something listens on UDP PORT (10 s).
-wait_udp() {
+# wait_listen PROTO:PORT...: until the relay process itself listens on every
+# port (u: UDP, t: TCP) (10 s); false when it exits first or another process
+# holds a port.
+wait_listen() {
+	local p ok
 	for _ in $(seq 1 100); do
-		ss -Hlnu "sport = :$1" | grep -q . && return 0
 		kill -0 "$relay_pid" 2>/dev/null || return 1
+		ok=1
+		for p in "$@"; do
+			ss "-Hln${p%%:*}p" "sport = :${p#*:}" | grep -q "pid=$relay_pid," || ok=0
+		done
+		[ "$ok" = 1 ] && return 0
 		sleep 0.1
 	done
 	return 1
@@ -94,24 +101,30 @@ run_relaygen() { # NAME N ARGS...
 }
 
 for n in "${NS[@]}"; do
-	ng=$(free_port)
-	rtpengine --config-file=none --table=-1 --foreground --log-stderr -L 4 \
-		--listen-ng="127.0.0.1:$ng" --interface=127.0.0.1 \
-		--port-min="${RTPE_PORTS[0]}" --port-max="${RTPE_PORTS[1]}" \
-		--pidfile="$dir/rtpengine.pid" >"$OUT/rtpengine-$n.log" 2>&1 &
-	relay_pid=$!
-	wait_udp "$ng" || { echo "rtpengine did not start, see $OUT/rtpengine-$n.log" >&2; exit 1; }
+	started=0
+	for attempt in 1 2 3; do # a port taken meanwhile by another process: retry
+		ng=$(free_port)
+		rtpengine --config-file=none --table=-1 --foreground --log-stderr -L 4 \
+			--listen-ng="127.0.0.1:$ng" --interface=127.0.0.1 \
+			--port-min="${RTPE_PORTS[0]}" --port-max="${RTPE_PORTS[1]}" \
+			--pidfile="$dir/rtpengine.pid" >"$OUT/rtpengine-$n.log" 2>&1 &
+		relay_pid=$!
+		if wait_listen "u:$ng"; then started=1; break; fi
+		stop_relay
+	done
+	[ "$started" = 1 ] || { echo "rtpengine did not start, see $OUT/rtpengine-$n.log" >&2; exit 1; }
 	run_relaygen rtpengine "$n" -target rtpengine -ng "127.0.0.1:$ng"
 	stop_relay
 done
 
 token="relaybench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 for n in "${NS[@]}"; do
-	sp=$(free_port); ap=$(free_port); hp=$(free_port)
-	while [ "$ap" = "$sp" ] || [ "$hp" = "$sp" ] || [ "$hp" = "$ap" ]; do ap=$(free_port); hp=$(free_port); done
-	rm -rf "$dir/ml" && mkdir -m 700 "$dir/ml"
-	umask 077
-	cat >"$dir/ml/m.yaml" <<YAML
+	started=0
+	for attempt in 1 2 3; do # a port taken meanwhile by another process: retry
+		sp=$(free_port); ap=$(free_port); hp=$(free_port)
+		while [ "$ap" = "$sp" ] || [ "$hp" = "$sp" ] || [ "$hp" = "$ap" ]; do ap=$(free_port); hp=$(free_port); done
+		rm -rf "$dir/ml" && mkdir -m 700 "$dir/ml"
+		cat >"$dir/ml/m.yaml" <<YAML
 sip:
   listen: ["udp://127.0.0.1:$sp"]
   trusted_sources: ["127.0.0.1/32"]
@@ -133,10 +146,12 @@ agent:
   mode: first
   uri: "sip:agent@127.0.0.1:$ap"
 YAML
-	umask 022
-	MATTERLINE_HTTP_TOKEN=$token "$dir/matterline" serve -config "$dir/ml/m.yaml" >"$OUT/matterline-$n.log" 2>&1 &
-	relay_pid=$!
-	wait_udp "$sp" || { echo "matterline did not start, see $OUT/matterline-$n.log" >&2; exit 1; }
+		MATTERLINE_HTTP_TOKEN=$token "$dir/matterline" serve -config "$dir/ml/m.yaml" >"$OUT/matterline-$n.log" 2>&1 &
+		relay_pid=$!
+		if wait_listen "u:$sp" "t:$hp" && ! ss -Hlnu "sport = :$ap" | grep -q .; then started=1; break; fi
+		stop_relay
+	done
+	[ "$started" = 1 ] || { echo "matterline did not start, see $OUT/matterline-$n.log" >&2; exit 1; }
 	prof=()
 	if [ "$PROFILE" = 1 ]; then
 		prof=(-pprof-url "http://127.0.0.1:$hp/debug/pprof/profile" -pprof-out "$OUT/matterline-relay-$n.cpu.pprof")
