@@ -245,8 +245,8 @@ func bench(ctx context.Context, o options) error {
 		if firstErr != nil {
 			fmt.Fprintln(os.Stderr, "relaygen: first setup error:", firstErr)
 		}
-		if rig.stray > 0 {
-			fmt.Fprintf(os.Stderr, "relaygen: %d agent INVITEs matched no call\n", rig.stray)
+		if n := rig.strays(); n > 0 {
+			fmt.Fprintf(os.Stderr, "relaygen: %d agent INVITEs matched no call\n", n)
 		}
 		teardown = func() {
 			var twg sync.WaitGroup
@@ -306,6 +306,11 @@ func bench(ctx context.Context, o options) error {
 	var rx receivers
 	rx.start(m, active)
 	defer func() {
+		// Teardown order: BYE (or ng delete) first, then the media sockets.
+		if teardown != nil {
+			teardown()
+			teardown = nil
+		}
 		for _, e := range eps {
 			_ = e.conn.Close()
 		}
@@ -390,9 +395,8 @@ func bench(ctx context.Context, o options) error {
 	res.p50, res.p99 = m.percentile(0.50), m.percentile(0.99)
 	res.max = time.Duration(m.maxLat.Load())
 	// Teardown order: BYE (or ng delete) first, then media sockets (deferred).
-	td := teardown
+	teardown()
 	teardown = nil
-	td()
 	report(o, res, hz)
 	return nil
 }

@@ -217,6 +217,13 @@ func (r *sipRig) onAck(req *sip.Request, _ sip.ServerTransaction) {
 	}
 }
 
+// strays is the number of agent INVITEs that matched no call.
+func (r *sipRig) strays() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stray
+}
+
 // agentAcked returns the channel closed when call k's agent leg is
 // acknowledged (nil while matterline has not dialled it).
 func (r *sipRig) agentAcked(k int) <-chan struct{} {
