@@ -24,6 +24,7 @@ PROFILE=${PROFILE:-1}
 OUT=${OUT:-bench/results/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
 if ! command -v rtpengine >/dev/null; then
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -174,7 +175,7 @@ kv() {
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b != "-") printf "%.2f", b / a; else print "-" }'; }
 
 {
-	echo "relay cost, $(nproc) CPUs, $(uname -r), $(rtpengine --version 2>&1 | head -n 1), matterline $(git -C "$root" rev-parse --short HEAD), window $WINDOW"
+	echo "relay cost, $(nproc) CPUs, $(uname -r), $(rtpengine --version 2>&1 | head -n 1), matterline $(git -C "$root" rev-parse --short HEAD), window $WINDOW, load average $load_start at start, $(cut -d' ' -f1-3 /proc/loadavg) at end"
 	echo
 	echo "| N | rtpengine µs/pkt | matterline µs/pkt | ratio | rtpengine latency p50/p99 µs | matterline latency p50/p99 µs | rtpengine lost (calls) | matterline lost (calls) | rtpengine KiB/call | matterline KiB/call | generator CPU % (rtpe/ml) |"
 	echo "|---|---|---|---|---|---|---|---|---|---|---|"
@@ -186,6 +187,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b != "-") printf "%.
 			"$(kv "$r" kib_per_call) | $(kv "$m" kib_per_call) | $(kv "$r" gen_cpu_pct)/$(kv "$m" gen_cpu_pct) |"
 	done
 	echo
-	echo "ratio = matterline / rtpengine. Calls up: $(for n in "${NS[@]}"; do printf 'N=%s rtpengine %s matterline %s; ' "$n" "$(kv "$OUT/rtpengine-$n.txt" up)" "$(kv "$OUT/matterline-$n.txt" up)"; done)"
+	echo "ratio = matterline / rtpengine; \"of\" = packets sent in the window (N x 100 x window when the generator kept up: fewer means it was starved by other load, see skipped_ticks in OUT)."
+	echo "Calls up: $(for n in "${NS[@]}"; do printf 'N=%s rtpengine %s matterline %s; ' "$n" "$(kv "$OUT/rtpengine-$n.txt" up)" "$(kv "$OUT/matterline-$n.txt" up)"; done)"
 } | tee "$OUT/table.md"
 echo "results in $OUT"
