@@ -31,10 +31,11 @@ const (
 	magic     = 0x524c5947 // "RLYG"
 )
 
-// Latency histogram: 10 µs buckets up to 100 ms, then one overflow bucket.
+// Latency histogram: 10 µs buckets up to 1 s, then one overflow bucket (a
+// percentile there reads 1000010 µs: over a second).
 const (
 	histBucket  = 10 * time.Microsecond
-	histBuckets = int(100 * time.Millisecond / histBucket)
+	histBuckets = int(time.Second / histBucket)
 )
 
 // endpoint is one RTP endpoint of the generator: a call's caller side (id 2k)
