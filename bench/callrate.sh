@@ -139,10 +139,12 @@ stat_col() {
 		c { v = $c } END { print (v == "" ? "-" : v) }' "$1"
 }
 
-# run_one TARGET RATE PROFILE: one sipp run; appends a line to $OUT/callrate.tsv.
+# run_one TARGET RATE PROFILE [TAG]: one sipp run, its figures in DIR/row.tsv;
+# without TAG also a line of $OUT/callrate.tsv (a TAG run is kept out of the table).
 run_one() {
-	local target=$1 rate=$2 profile=$3
-	local d="$OUT/callrate/$target-$rate"
+	local target=$1 rate=$2 profile=$3 tag=${4:-}
+	local d="$OUT/callrate/$target-$rate${tag:+-$tag}" load
+	load=$(cut -d" " -f1 /proc/loadavg)
 	rm -rf "$d"
 	mkdir -p "$d"
 	start_server "$target" "$rate" "$d"
@@ -207,11 +209,12 @@ run_one() {
 	fi
 	sipp_share=$(echo "scale=0; ($usr + $sys) * 100 / $wall" | bc)
 	srv_share=$(echo "scale=0; ($c1 - $c0) * 100 / $hz / $wall" | bc)
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rate" "$target" "$created" "$ok" "$fail" \
-		"$aps" "$p50" "$p99" "$cpu_us" "$srv_share" "$sipp_share" "$rss" >>"$OUT/callrate.tsv"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rate" "$target" "$created" "$ok" "$fail" \
+		"$aps" "$p50" "$p99" "$cpu_us" "$srv_share" "$sipp_share" "$rss" "$load" >"$d/row.tsv"
+	[ -n "$tag" ] || cat "$d/row.tsv" >>"$OUT/callrate.tsv"
 }
 
-printf 'rate\ttarget\tattempted\tsuccessful\tfailed\tanswered_per_s\tp50_ms\tp99_ms\tcpu_us_per_call\tserver_cpu_pct\tsipp_cpu_pct\tpeak_rss_kb\n' >"$OUT/callrate.tsv"
+printf 'rate\ttarget\tattempted\tsuccessful\tfailed\tanswered_per_s\tp50_ms\tp99_ms\tcpu_us_per_call\tserver_cpu_pct\tsipp_cpu_pct\tpeak_rss_kb\tload1_before\n' >"$OUT/callrate.tsv"
 top=0
 for r in "${RATES[@]}"; do [ "$r" -gt "$top" ] && top=$r; done
 for r in "${RATES[@]}"; do
@@ -226,19 +229,15 @@ done
 best=$(awk -F'\t' 'NR > 1 && $2 == "matterline" && $4 != "-" && $3 > 0 && $5 * 100 <= $3 && $1 > b { b = $1 } END { print b + 0 }' "$OUT/callrate.tsv")
 if [ "$best" -gt 0 ] && [ "$best" != "$top" ]; then
 	echo "callrate: matterline failed over 1% of calls at $top/s; profiling again at $best/s (not in the table)" >&2
-	save=$OUT/callrate.tsv
-	cp "$save" "$tmp/keep.tsv"
-	run_one matterline "$best" 1
-	cp "$tmp/keep.tsv" "$save"
-	mv "$OUT/callrate/matterline-$best" "$OUT/callrate/matterline-$best-profiled"
+	run_one matterline "$best" 1 profiled
 fi
 
 # The markdown table.
 {
 	echo "### Call rate: sipp uac, ${DUR} s per rate, hold ${HOLD} ms, UDP loopback"
 	echo
-	echo "| rate/s | target | answered/s | attempted | failed | INVITE→200 p50 ms | p99 ms | server CPU µs/call | matterline/bare CPU | server CPU % | sipp CPU % | peak RSS MB |"
-	echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+	echo "| rate/s | target | answered/s | attempted | failed | INVITE→200 p50 ms | p99 ms | server CPU µs/call | matterline/bare CPU | server CPU % | sipp CPU % | peak RSS MB | load |"
+	echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	awk -F'\t' 'NR > 1 {
 		key = $1 SUBSEP $2; cpu[key] = $9
 		row[NR] = $0; n = NR
@@ -249,12 +248,13 @@ fi
 			if (f[2] == "matterline" && cpu[f[1], "bare"] + 0 > 0 && f[9] != "-")
 				ratio = sprintf("%.1f×", f[9] / cpu[f[1], "bare"])
 			rss = (f[12] == "" ? "-" : sprintf("%.0f", f[12] / 1024))
-			printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
-				f[1], f[2], f[6], f[3], f[5], f[7], f[8], f[9], ratio, f[10], f[11], rss
+			printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+				f[1], f[2], f[6], f[3], f[5], f[7], f[8], f[9], ratio, f[10], f[11], rss, f[13]
 		}
 	}' "$OUT/callrate.tsv"
 	echo
 	echo "CPU % is of one core over sipp's run (100 = one core of $(nproc)); sipp is single-threaded, so sipp near 100 % means the generator, not the server, set the pace."
+	echo "load is the 1-minute load average just before the run: anything else running on the machine shows there."
 	echo "Response times come from sipp's -trace_rtt at 1 ms resolution. Raw figures: $OUT/callrate.tsv; sipp files under $OUT/callrate/."
 	for f in "$OUT"/matterline-callrate-*.cpu.pprof; do
 		[ -s "$f" ] && echo "Profile: $f (go tool pprof -top $f)"
