@@ -71,8 +71,9 @@ free_port() {
 	return 1
 }
 
-# cpu_ticks PID: utime+stime of the process, in clock ticks.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# cpu_ticks PID: utime+stime of the process, in clock ticks; nothing when it is gone.
+# (comm, field 2, holds no space for our two servers, so fields count from 1.)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || true; }
 
 # wait_udp PORT: until something listens on udp PORT (10 s at most).
 wait_udp() {
@@ -135,6 +136,7 @@ stop_server() {
 
 # stat_col FILE NAME: the last value of column NAME in sipp's ';' statistics file.
 stat_col() {
+	[ -s "$1" ] || { echo -; return; }
 	awk -F';' -v name="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == name) c = i; next }
 		c { v = $c } END { print (v == "" ? "-" : v) }' "$1"
 }
@@ -177,7 +179,12 @@ run_one() {
 			-o "$OUT/matterline-callrate-$rate.heap.pprof" || true
 	fi
 	local rss
-	rss=$(awk '/^VmHWM/ {print $2}' "/proc/$server_pid/status")
+	rss=$(awk '/^VmHWM/ {print $2}' "/proc/$server_pid/status" 2>/dev/null || true)
+	if [ -z "$c1" ]; then
+		echo "callrate: the $target server exited during the run; its log: $d/server.log" >&2
+		tail -n 5 "$d/server.log" >&2 || true
+		c1=$c0 rss=""
+	fi
 	stop_server
 
 	local stat="$d/stat.csv" rtt
@@ -204,11 +211,12 @@ run_one() {
 	local wall usr sys
 	read -r wall usr sys <"$d/sipp.time"
 	local cpu_us=- sipp_share srv_share
-	if [ "$ok" != - ] && [ "$ok" -gt 0 ]; then
+	if [ -n "$rss" ] && [ "$ok" != - ] && [ "$ok" -gt 0 ]; then
 		cpu_us=$(echo "($c1 - $c0) * 1000000 / $hz / $ok" | bc)
 	fi
 	sipp_share=$(echo "scale=0; ($usr + $sys) * 100 / $wall" | bc)
-	srv_share=$(echo "scale=0; ($c1 - $c0) * 100 / $hz / $wall" | bc)
+	srv_share=-
+	[ -n "$rss" ] && srv_share=$(echo "scale=0; ($c1 - $c0) * 100 / $hz / $wall" | bc)
 	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rate" "$target" "$created" "$ok" "$fail" \
 		"$aps" "$p50" "$p99" "$cpu_us" "$srv_share" "$sipp_share" "$rss" "$load" >"$d/row.tsv"
 	[ -n "$tag" ] || cat "$d/row.tsv" >>"$OUT/callrate.tsv"
