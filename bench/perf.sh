@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The performance suite in one command, one report: the machine it ran on, then
 #   1. bench/callrate.sh   call rate, matterline beside a bare sipgo UAS (sipp)
-#   2. bench/relay.sh      media relay (only when that script exists)
+#   2. bench/relay.sh      media relay, matterline beside rtpengine (ng protocol)
 #   3. go test -bench BenchmarkBridgeRelay|BenchmarkSessionHandlePacket -benchmem ./media
 #      (allocations per relayed packet must stay 0: the one check this script makes)
+#   4. go test -bench BenchmarkDigitToInvite ./sip (key press to the transfer's INVITE)
 # Everything lands in one directory, OUT (default bench/results/<date-time>),
 # with the report in OUT/report.md. No timing is asserted: figures depend on
 # the machine and on what else runs on it.
@@ -64,19 +65,17 @@ echo >>"$report"
 
 if [ -f bench/relay.sh ]; then
 	echo "perf: media relay" >&2
-	args=()
-	if [ "$smoke" = 1 ]; then
-		if grep -q -- '--smoke' bench/relay.sh; then args=(--smoke); else args=(20); fi
-	fi
+	args=() window=10s
+	if [ "$smoke" = 1 ]; then args=(20) window=3s; fi
 	echo "### Media relay (bench/relay.sh ${args[*]})" >>"$report"
 	echo >>"$report"
-	timeout -k 10 1800 bash bench/relay.sh "${args[@]}" >"$OUT/relay.out" 2>"$OUT/relay.err"
+	OUT=$OUT/relay WINDOW=$window timeout -k 10 1800 bash bench/relay.sh "${args[@]}" >"$OUT/relay.out" 2>"$OUT/relay.err"
 	rc=$?
 	cat "$OUT/relay.out" >>"$report"
 	echo >>"$report"
 	[ "$rc" = 0 ] || failed "bench/relay.sh" "$rc"
 else
-	echo "### Media relay: skipped (bench/relay.sh is not in this tree)" >>"$report"
+	echo "### Media relay: skipped (bench/relay.sh is missing)" >>"$report"
 	echo >>"$report"
 fi
 
@@ -109,6 +108,23 @@ else
 		echo >>"$report"
 	fi
 fi
+
+echo "perf: transfer start" >&2
+n=20
+[ "$smoke" = 1 ] && n=3
+timeout -k 10 600 go test -run '^$' -bench 'BenchmarkDigitToInvite' -benchtime "${n}x" ./sip >"$OUT/transfer-bench.txt" 2>&1
+rc=$?
+{
+	echo "### Transfer start: key press to the destination's INVITE (go test -bench BenchmarkDigitToInvite ./sip, ${n} calls)"
+	echo
+	echo "A warm rule with a 2 s message; end-ms counts from the digit's RFC 4733 end packet, press-ms from its first."
+	echo
+	echo '```'
+	grep -E '^Benchmark' "$OUT/transfer-bench.txt"
+	echo '```'
+	echo
+} >>"$report"
+[ "$rc" = 0 ] || failed "go test -bench BenchmarkDigitToInvite ./sip" "$rc"
 
 echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg). Everything is in $OUT." >>"$report"
 cat "$report"
