@@ -309,6 +309,9 @@ func bindAll(ctx context.Context, specs []string) ([]*listener, error) {
 	return out, nil
 }
 
+// udpReadBuffer is the receive buffer asked for a SIP UDP listener.
+const udpReadBuffer = 4 << 20
+
 func bindOne(ctx context.Context, network string, ap netip.AddrPort) (*listener, error) {
 	var lc net.ListenConfig
 	switch network {
@@ -321,6 +324,14 @@ func bindOne(ctx context.Context, network string, ap netip.AddrPort) (*listener,
 		if err != nil {
 			_ = pc.Close()
 			return nil, fmt.Errorf("sip: listen udp %s: %w", ap, err)
+		}
+		if u, ok := pc.(*net.UDPConn); ok {
+			// Room for a burst of requests while the process is busy (a GC
+			// cycle at thousands of calls a second): the default ~200 KB
+			// overflowed at 2,000 calls/s, and each INVITE lost there came
+			// back only with the caller's retransmission 500 ms later. The
+			// kernel caps it at net.core.rmem_max.
+			_ = u.SetReadBuffer(udpReadBuffer)
 		}
 		return &listener{network: "udp", addr: bound, closer: pc}, nil
 	default: // tcp, tls

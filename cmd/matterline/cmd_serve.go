@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"syscall"
 	"time"
@@ -48,8 +49,23 @@ and log.format.`,
 			if err != nil {
 				return err
 			}
+			serveGC()
 			return serve(cmd.Context(), c.stdio, cfg, c.src.path, nil)
 		},
+	}
+}
+
+// serveGCPercent is serve's garbage-collection target when GOGC is not set:
+// at 2,000 calls/s on 2 cores Go's default (100) put a collection cycle in the
+// path of about one INVITE in twenty (INVITE->200 p99 92 ms, p95 44 ms; with
+// 400: 48 ms and 4 ms, for a peak RSS of 644 MB instead of 463 MB). GOGC in
+// the environment (the standard Go setting) wins.
+const serveGCPercent = 400
+
+// serveGC sets serve's garbage-collection target (serveGCPercent).
+func serveGC() {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(serveGCPercent)
 	}
 }
 
