@@ -69,6 +69,9 @@ type SessionConfig struct {
 	// OnClose runs once after the socket is closed (e.g. release the port).
 	OnClose func()
 	Logger  *slog.Logger
+	// Pacer sends the frames of this session's Plays together with those of
+	// other sessions (pacer.go); nil means a timer per Play.
+	Pacer *Pacer
 }
 
 // PacketHandler sees every accepted RTP packet (media and telephone-event) on the
@@ -143,8 +146,9 @@ type Session struct {
 	closeOnce   sync.Once
 	closeErr    error
 
-	play chan struct{} // one Play at a time; holds the writer state below
-	w    writer
+	play  chan struct{} // one Play at a time; holds the writer state below
+	w     writer
+	pacer *Pacer // nil: playTimed
 
 	// tap says who owns the packet hook besides SetPacketHandler users: nobody, a
 	// bridge or a recording (see bridge.go, recorder.go).
@@ -195,6 +199,7 @@ func NewSession(cfg SessionConfig) (*Session, error) {
 		loopDone:  make(chan struct{}),
 		play:      make(chan struct{}, 1),
 		inject:    make(chan *dtmfJob),
+		pacer:     cfg.Pacer,
 	}
 	s.log = log.With("rtp_port", s.localPort)
 	s.latchWindow = orDefault(cfg.LatchWindow, DefaultLatchWindow)
@@ -558,25 +563,24 @@ func (s *Session) acquirePlay(ctx context.Context) (release func(), err error) {
 
 // playLocked sends samples paced at 20 ms; the caller holds s.play. marker sets the
 // marker bit on the first packet (a talkspurt start, RFC 3550 §5.1). A DTMF job
-// handed over on s.inject is sent between two frames, pausing the audio.
+// handed over on s.inject is sent between two frames, pausing the audio. The
+// session's Pacer sends the frames when it has one (playPaced), else a timer of
+// this Play's own (playTimed).
 func (s *Session) playLocked(ctx context.Context, samples []int16, marker bool) error {
+	if s.pacer != nil {
+		return s.playPaced(ctx, samples, marker)
+	}
+	return s.playTimed(ctx, samples, marker)
+}
+
+// playTimed is playLocked on a timer of its own.
+func (s *Session) playTimed(ctx context.Context, samples []int16, marker bool) error {
 	frames := (len(samples) + frameSamples - 1) / frameSamples
 	if frames == 0 {
 		return nil
 	}
 	w := &s.w
-	start := time.Now()
-	if w.started {
-		// Advance the timestamp by the pause since the last frame's slot, in whole
-		// frames, so it keeps tracking the wall clock.
-		if gap := start.Sub(w.lastSlot) - frameDuration; gap > 0 {
-			w.nextTS += uint32(gap/frameDuration) * frameSamples
-		} else if gap > -frameDuration {
-			// Straight after the previous frame (back-to-back prompts, PlayLoop):
-			// keep its 20 ms schedule instead of sending two packets at once.
-			start = w.lastSlot.Add(frameDuration)
-		}
-	}
+	start := s.anchor(time.Now())
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for i := 0; i < frames; {

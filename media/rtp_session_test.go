@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -47,6 +48,10 @@ func newRig(t *testing.T, cfg SessionConfig) *testRig {
 	cfg.OnClose = func() {
 		r.closed.Add(1)
 		pa.Release(p)
+	}
+	if strings.HasPrefix(t.Name(), pacerTests+"/") {
+		cfg.Pacer = testPacer
+		pacedRigs.Add(1)
 	}
 	r.sess, err = NewSession(cfg)
 	if err != nil {

@@ -240,6 +240,7 @@ func (s *Server) openMedia(laddr netip.AddrPort, advertise netip.Addr, sec legSR
 		InactivityTimeout: s.cfg.RTPInactivity,
 		OnClose:           func() { s.ports.Release(port) },
 		Logger:            log,
+		Pacer:             s.pacer,
 	})
 	if err != nil {
 		_ = conn.Close()

@@ -477,6 +477,7 @@ func (l *outLeg) startMedia() error {
 			Remote: neg.Remote, InactivityTimeout: l.srv.cfg.RTPInactivity, SRTP: neg.SRTP,
 			OnClose: func() { l.srv.ports.Release(port) },
 			Logger:  l.log,
+			Pacer:   l.srv.pacer,
 		})
 		if err != nil {
 			return fmt.Errorf("leg media: %w", err)

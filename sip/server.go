@@ -29,6 +29,7 @@ type Server struct {
 	router     Router
 	transferer Transferer
 	ports      *media.PortAllocator
+	pacer      *media.Pacer // sends every call's prompts, one goroutine for all
 	prompts    *media.Prompts
 	now        func() time.Time
 	tts        Speaker
@@ -79,7 +80,7 @@ func NewServer(cfg Config, opts ...Option) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: c, reg: newRegistry(), now: time.Now, ackWait: defaultAckWait, closing: make(chan struct{}),
+	s := &Server{cfg: c, reg: newRegistry(), now: time.Now, ackWait: defaultAckWait, closing: make(chan struct{}), pacer: media.NewPacer(),
 		invites: newRateTable(c.InviteRate, float64(c.InviteBurst))}
 	for _, o := range opts {
 		o(s)
