@@ -435,16 +435,23 @@ func TestUpsertConcurrentBatches(t *testing.T) {
 	}
 }
 
-func BenchmarkUpsertParallel(b *testing.B) {
+// benchCallStore is a call store on a fresh database file, closed after b.
+func benchCallStore(b *testing.B) *CallStore {
 	db, err := store.Open(filepath.Join(b.TempDir(), "m.db"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer db.Close()
+	b.Cleanup(func() { db.Close() })
 	s, err := NewCallStore(context.Background(), db)
 	if err != nil {
 		b.Fatal(err)
 	}
+	return s
+}
+
+// BenchmarkUpsertParallel is 32 writers at once per CPU: calls ending together.
+func BenchmarkUpsertParallel(b *testing.B) {
+	s := benchCallStore(b)
 	var n atomic.Int64
 	b.SetParallelism(32) // many calls end at once
 	b.ReportAllocs()
@@ -463,15 +470,7 @@ func BenchmarkUpsertParallel(b *testing.B) {
 
 // BenchmarkUpsertSerial is one call at a time: every write a batch of one.
 func BenchmarkUpsertSerial(b *testing.B) {
-	db, err := store.Open(filepath.Join(b.TempDir(), "m.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	s, err := NewCallStore(context.Background(), db)
-	if err != nil {
-		b.Fatal(err)
-	}
+	s := benchCallStore(b)
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {

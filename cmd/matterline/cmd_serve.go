@@ -57,9 +57,10 @@ and log.format.`,
 
 // serveGCPercent is serve's garbage-collection target when GOGC is not set:
 // at 2,000 calls/s on 2 cores Go's default (100) put a collection cycle in the
-// path of about one INVITE in twenty (INVITE->200 p99 92 ms, p95 44 ms; with
-// 400: 48 ms and 4 ms, for a peak RSS of 644 MB instead of 463 MB). GOGC in
-// the environment (the standard Go setting) wins.
+// path of about one INVITE in twenty (bench/callrate.sh, two runs each, with
+// the shared pacer: INVITE->200 p95 40-44 ms and p99 72-88 ms; with 400: 4 ms
+// and 24 ms, for a peak RSS of 630 MB instead of 490 MB). GOGC in the
+// environment (the standard Go setting) wins.
 const serveGCPercent = 400
 
 // serveGC sets serve's garbage-collection target (serveGCPercent).
