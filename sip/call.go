@@ -58,6 +58,8 @@ type call struct {
 	invite    *gosip.Request
 	inviteTx  gosip.ServerTransaction
 	dialogID  string // guarded by Registry.mu
+	// unconfirmed: counted in Registry.unconfirmed (guarded by Registry.mu).
+	unconfirmed bool
 
 	// Owned by live's goroutine (set from the INVITE before it starts).
 	timerSupported bool          // the caller supports RFC 4028 timers
@@ -134,6 +136,7 @@ func (c *call) live() {
 	if !c.answer() {
 		return
 	}
+	c.srv.reg.confirmed(c)
 	c.setState(StateInMenu)
 	if c.agentStreamFirst() || c.agentAtStart() { // agent.mode first: a media-stream agent (agent_stream.go) or a SIP one (agent.go)
 		return

@@ -87,22 +87,7 @@ func (s *Server) holdsUnconfirmed(src netip.Addr) bool {
 	if s.reg.Count() < s.cfg.MaxCalls/2 {
 		return false
 	}
-	limit := max(minUnconfirmedPerSource, s.cfg.MaxCalls/10)
-	n := 0
-	for _, c := range s.reg.all() {
-		if c.sourceIP != src {
-			continue
-		}
-		c.mu.Lock()
-		if c.state == StateRinging || c.state == StateAnswered {
-			n++
-		}
-		c.mu.Unlock()
-		if n > limit {
-			return true
-		}
-	}
-	return false
+	return s.reg.unconfirmedFrom(src) > max(minUnconfirmedPerSource, s.cfg.MaxCalls/10)
 }
 
 // evictUnacked makes room at MaxCalls: calls answered longer than unackedGrace
