@@ -32,8 +32,13 @@ type IndexOptions struct {
 	// RateLimitReserve: a sync waits for the rate window to reset rather than
 	// spend the last requests that calls' lookups need.
 	RateLimitReserve int
-	Logger           *slog.Logger
-	Now              func() time.Time
+	// Budget, when set, is the rate budget shared with write-back (serve sets
+	// it): syncs and polls then ask it before each request, so they see every
+	// Clio response and 429 of the process and keep its reserve, instead of
+	// RateLimitReserve against the client's own view.
+	Budget *Budget
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // indexPhone is one stored number of a contact: the E.164 match key (empty when

@@ -192,6 +192,23 @@ func (ix *Index) mattersURL(since time.Time) string {
 	return ix.o.Client.apiURL("matters.json", q)
 }
 
+// backgroundWait is how long a sync should wait before its next request: the
+// shared Budget's answer when there is one (it sees the lookups', write-back's
+// and the index's responses, 429s included), else the client's last rate state
+// against RateLimitReserve.
+func (ix *Index) backgroundWait() time.Duration {
+	if b := ix.o.Budget; b != nil {
+		if ok, wait := b.Allow(); !ok {
+			return wait
+		}
+		return 0
+	}
+	if rt := ix.o.Client.Rate(); rt.Known && rt.Remaining <= ix.o.RateLimitReserve {
+		return rt.Reset.Sub(ix.now())
+	}
+	return 0
+}
+
 // fetchPage gets one page at u (same origin only), waiting out a 429 and
 // keeping the rate-limit reserve.
 func fetchPage[T any](ctx context.Context, ix *Index, u string, maxWait time.Duration) ([]T, string, int, error) {
@@ -200,11 +217,9 @@ func fetchPage[T any](ctx context.Context, ix *Index, u string, maxWait time.Dur
 		return nil, "", 0, fmt.Errorf("clio: %w: cursor url on another host", ErrBadResponse)
 	}
 	for attempt := 0; ; attempt++ {
-		if rt := c.Rate(); rt.Known && rt.Remaining <= ix.o.RateLimitReserve {
-			if wait := rt.Reset.Sub(ix.now()); wait > 0 {
-				if err := sleepCtx(ctx, min(wait, maxWait)); err != nil {
-					return nil, "", 0, err
-				}
+		if wait := ix.backgroundWait(); wait > 0 {
+			if err := sleepCtx(ctx, min(wait, maxWait)); err != nil {
+				return nil, "", 0, err
 			}
 		}
 		var b listBody[T]

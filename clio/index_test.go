@@ -358,3 +358,29 @@ func postHandshake(t *testing.T, u string) bool {
 	resp.Body.Close()
 	return resp.StatusCode == 200
 }
+
+// With the process's shared Budget, a sync waits out a Retry-After window
+// that another part of the process saw (write-back's 429) before it sends
+// anything, then completes.
+func TestIndexSyncWaitsForTheSharedBudget(t *testing.T) {
+	e := newIndexEnv(t, 50)
+	b := NewBudget(BudgetOptions{})
+	e.ix.o.Budget = b
+	const pause = 400 * time.Millisecond
+	b.NoteRetryAfter(time.Now().Add(pause))
+	e.srv.ResetCounts()
+	start := time.Now()
+	done := make(chan SyncResult, 1)
+	go func() { done <- e.sync(t) }()
+	time.Sleep(pause / 2)
+	if n := e.srv.Requests(); n != 0 {
+		t.Errorf("%d requests inside the Retry-After window", n)
+	}
+	res := <-done
+	if took := time.Since(start); took < pause-50*time.Millisecond {
+		t.Errorf("sync took %v: it did not wait for the %v window", took, pause)
+	}
+	if res.Contacts != 50 || !e.ix.Ready() {
+		t.Fatalf("sync after the window: %+v", res)
+	}
+}

@@ -134,7 +134,7 @@ func (c *cli) openClioEnvCfg(ctx context.Context, cfg *config.Config, access dbA
 		return nil, err
 	}
 	log := c.logger(cfg)
-	d, err := newClio(ctx, cfg, db, log, nil)
+	d, err := newClio(ctx, cfg, db, log, nil, nil)
 	if err != nil {
 		db.Close()
 		return nil, err

@@ -189,7 +189,7 @@ func serve(ctx context.Context, s stdio, cfg *config.Config, cfgPath string, rea
 	// sends only what the lookups leave (clio.Budget).
 	budget := clio.NewBudget(clio.BudgetOptions{Reserve: cfg.Clio.Writeback.Reserve})
 	clioHTTP := &http.Client{Transport: budget.Transport(clioMetrics{next: http.DefaultTransport, m: a.metrics})}
-	lk, clioConn, closeLookup, err := openLookupWith(runCtx, cfg, db, log, clioHTTP)
+	lk, clioConn, closeLookup, err := openLookupWith(runCtx, cfg, db, log, clioHTTP, budget)
 	if err != nil {
 		return err
 	}

@@ -116,7 +116,7 @@ func isTerminal(w io.Writer) bool {
 func openClioIndex(ctx context.Context, cfg *config.Config, d *clioDeps, log *slog.Logger) (*clio.Index, error) {
 	c := cfg.Clio
 	o := clio.IndexOptions{Storage: d.storage, Client: d.client, DefaultCountry: c.DefaultCountry,
-		RateLimitReserve: c.RateLimitReserve, Logger: log}
+		RateLimitReserve: c.RateLimitReserve, Budget: d.budget, Logger: log}
 	var err error
 	if o.MatterPolicy, o.MatterStatus, o.StaffPreference, err = matterPolicy(c); err != nil {
 		return nil, err

@@ -59,6 +59,9 @@ type clioDeps struct {
 	client  *clio.Client     // nil without a token and without app credentials
 	// index is the local phone index (clio.index), nil when off.
 	index *clio.Index
+	// budget is the process's one Clio rate budget (serve's; nil elsewhere):
+	// the index's syncs and polls ask it, as write-back does.
+	budget *clio.Budget
 	// tokenErr is why stored tokens could not be read (sealed with a key this
 	// process does not hold); Clio then stays unconnected instead of failing.
 	tokenErr error
@@ -77,7 +80,7 @@ func openClioStorage(ctx context.Context, db *sql.DB) (*clio.Storage, error) {
 
 // newClio builds the Clio client of cfg: the static token wins; else stored OAuth
 // tokens (in their own region); else no client.
-func newClio(ctx context.Context, cfg *config.Config, db *sql.DB, log *slog.Logger, hc *http.Client) (*clioDeps, error) {
+func newClio(ctx context.Context, cfg *config.Config, db *sql.DB, log *slog.Logger, hc *http.Client, budget *clio.Budget) (*clioDeps, error) {
 	st, err := openClioStorage(ctx, db)
 	if err != nil {
 		return nil, err
@@ -89,7 +92,7 @@ func newClio(ctx context.Context, cfg *config.Config, db *sql.DB, log *slog.Logg
 	if hc == nil {
 		hc = &http.Client{} // per-request timeouts come from clio.request_timeout
 	}
-	d := &clioDeps{region: region, storage: st}
+	d := &clioDeps{region: region, storage: st, budget: budget}
 	tok, err := st.LoadToken(ctx)
 	switch {
 	case err == nil:
@@ -193,16 +196,17 @@ func matterPolicy(c config.Clio) (p clio.MatterPolicy, status []clio.MatterStatu
 // cache when a connection is configured (static token or stored OAuth tokens),
 // else a lookup that answers unconfigured. The returned close func releases it.
 func openLookup(ctx context.Context, cfg *config.Config, db *sql.DB, log *slog.Logger) (lookuper, func(), error) {
-	lk, _, done, err := openLookupWith(ctx, cfg, db, log, nil)
+	lk, _, done, err := openLookupWith(ctx, cfg, db, log, nil, nil)
 	return lk, done, err
 }
 
 // openLookupWith is openLookup with the HTTP client of the Clio requests (nil: a
-// plain one); serve passes one that counts them in the metrics. It also returns
-// the Clio connection, which serve shares with write-back (one client, one token,
-// one rate budget).
-func openLookupWith(ctx context.Context, cfg *config.Config, db *sql.DB, log *slog.Logger, hc *http.Client) (lookuper, *clioDeps, func(), error) {
-	d, err := newClio(ctx, cfg, db, log, hc)
+// plain one) and the rate budget (nil: none); serve passes a client that
+// counts them in the metrics and feeds its budget. It also returns the Clio
+// connection, which serve shares with write-back (one client, one token, one
+// rate budget, which the index's syncs ask too).
+func openLookupWith(ctx context.Context, cfg *config.Config, db *sql.DB, log *slog.Logger, hc *http.Client, budget *clio.Budget) (lookuper, *clioDeps, func(), error) {
+	d, err := newClio(ctx, cfg, db, log, hc, budget)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("clio: %w", err)
 	}
@@ -227,7 +231,7 @@ func clioUserFromConfig(ctx context.Context, cfg *config.Config, id int64) (name
 		return "", "", err
 	}
 	defer db.Close()
-	d, err := newClio(ctx, cfg, db, slog.New(slog.DiscardHandler), nil)
+	d, err := newClio(ctx, cfg, db, slog.New(slog.DiscardHandler), nil, nil)
 	if err != nil {
 		return "", "", err
 	}
