@@ -189,11 +189,41 @@ func traceData(t MessageTracer, network string, outbound bool, local, remote net
 		return
 	}
 	m := TracedMessage{Time: time.Now(), Network: network, Outbound: outbound,
-		Src: remote, Dst: local, Data: bytes.Clone(b)}
+		Src: remote, Dst: local, Data: redactSDESKeys(bytes.Clone(b))}
 	if outbound {
 		m.Src, m.Dst = local, remote
 	}
 	t.TraceSIP(m)
+}
+
+// sdesInline is where an SDES key begins in an SDP crypto attribute
+// (RFC 4568 §6.1: "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:KEY|2^20|1:4").
+var sdesInline = []byte("inline:")
+
+// redactKey replaces an SDES master key and salt in a trace.
+const redactKey = 'x'
+
+// redactSDESKeys overwrites, in place, the key of every "inline:" key
+// parameter of the a=crypto lines in b (up to its "|" lifetime or MKI, or the
+// end of the parameter), so that a SIP trace or a HEP capture never holds the
+// SRTP keys of a call: they are secrets, and whoever holds them can decrypt
+// and inject the call's media. The length is kept, so Content-Length stays
+// true.
+func redactSDESKeys(b []byte) []byte {
+	rest := b
+	for {
+		i := bytes.Index(rest, sdesInline)
+		if i < 0 {
+			return b
+		}
+		rest = rest[i+len(sdesInline):]
+		for j, c := range rest {
+			if c == '|' || c == ';' || c == ' ' || c == '\r' || c == '\n' {
+				break
+			}
+			rest[j] = redactKey
+		}
+	}
 }
 
 // addrPortOf converts a socket address; the zero AddrPort when unknown.

@@ -2,6 +2,7 @@ package sip
 
 import (
 	"bytes"
+	"encoding/base64"
 	"net"
 	"net/netip"
 	"slices"
@@ -13,6 +14,7 @@ import (
 
 	gosip "github.com/emiago/sipgo/sip"
 
+	"github.com/matterline/matterline/media"
 	"github.com/matterline/matterline/phone"
 )
 
@@ -290,5 +292,57 @@ func TestTraceWildcardUDPUsesExternalIP(t *testing.T) {
 	pc, ok := s.traceUDP(l, &fakePacketConn{}).(*tracedPacketConn)
 	if !ok || pc.local != netip.MustParseAddrPort("203.0.113.5:5060") {
 		t.Errorf("wildcard listener traced as %v", pc)
+	}
+}
+
+// The SRTP keys of a call never reach the SIP trace (log or HEP): the
+// caller's key in the traced INVITE and ours in the traced 200 are
+// overwritten, the rest of each message stays as it was sent, length included.
+func TestSIPTraceRedactsSDESKeys(t *testing.T) {
+	tr := &recTracer{}
+	cfg := defaultTestConfig()
+	cfg.SRTP = media.SRTPRequire
+	e := newEnv(t, cfg, WithTracer(tr))
+	e.srv.SetSIPTrace(true)
+	_, b64 := freshKey(t)
+	c := e.answered(phone.InviteOptions{Offer: phone.OfferOptions{Crypto: []string{
+		"1 AES_CM_128_HMAC_SHA1_80 inline:" + b64 + "|2^31",
+	}}})
+	ours := c.Answer().Crypto[0]
+	eventually(t, 5*time.Second, "200 OK traced", func() bool { _, ok := tr.find(true, "SIP/2.0 200 OK", "INVITE"); return ok })
+	inv, _ := tr.find(false, "INVITE sip:", "")
+	ok200, _ := tr.find(true, "SIP/2.0 200 OK", "INVITE")
+	for _, m := range []TracedMessage{inv, ok200} {
+		if !bytes.Contains(m.Data, []byte("a=crypto:")) {
+			t.Fatalf("no crypto attribute traced:\n%s", m.Data)
+		}
+		if bytes.Contains(m.Data, []byte(b64)) {
+			t.Errorf("the caller's key is in the trace:\n%s", m.Data)
+		}
+	}
+	if !bytes.Contains(inv.Data, []byte("inline:"+strings.Repeat("x", len(b64))+"|2^31")) {
+		t.Errorf("the INVITE's key parameter is not overwritten in place:\n%s", inv.Data)
+	}
+	ourB64 := base64.StdEncoding.EncodeToString(ours.Key[:])
+	if bytes.Contains(ok200.Data, []byte(ourB64)) {
+		t.Errorf("our key is in the trace:\n%s", ok200.Data)
+	}
+	if _, err := c.Bye(ctxT(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	e.waitIdle()
+}
+
+func TestRedactSDESKeys(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:AbCd|2^20|1:4\r\n", "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:xxxx|2^20|1:4\r\n"},
+		{"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:AbCd\r\na=crypto:2 X inline:Ef;inline:Gh\r\n",
+			"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:xxxx\r\na=crypto:2 X inline:xx;inline:xx\r\n"},
+		{"inline:", "inline:"},
+		{"no keys here\r\n", "no keys here\r\n"},
+	} {
+		if got := string(redactSDESKeys([]byte(tc.in))); got != tc.want {
+			t.Errorf("redact(%q) = %q, want %q", tc.in, got, tc.want)
+		}
 	}
 }
