@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/matterline/matterline/agentstream/refagent"
@@ -144,20 +143,7 @@ func demoAgentScript(ctx context.Context, p *stepPrinter, a *app, caller *phone.
 	if err := leg.StartVoice(demoAttorneyHz); err != nil {
 		return "", fail("attorney presses 1", err)
 	}
-	var wg sync.WaitGroup
-	var errCaller, errAttorney error
-	bctx, cancel := context.WithTimeout(ctx, demoStepLimit)
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		_, errCaller = call.Listen(bctx, phone.Sound{Tones: []float64{demoAttorneyHz}, For: 600 * time.Millisecond})
-	}()
-	go func() {
-		defer wg.Done()
-		_, errAttorney = leg.Listen(bctx, phone.Sound{Tones: []float64{demoCallerVoiceHz}, For: 600 * time.Millisecond})
-	}()
-	wg.Wait()
-	cancel()
+	_, _, errCaller, errAttorney := hearEachOther(ctx, call, leg)
 	if err := errors.Join(errCaller, errAttorney); err != nil {
 		return "", fail("bridged audio both ways", err)
 	}

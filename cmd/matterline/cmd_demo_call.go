@@ -205,21 +205,7 @@ func (sc *demoScript) run(ctx context.Context) error {
 	}
 
 	// 7. Bridged: each hears the other's tone.
-	var wg sync.WaitGroup
-	var hCaller, hAttorney phone.Heard
-	var errCaller, errAttorney error
-	bctx, cancel := context.WithTimeout(ctx, demoStepLimit)
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		hCaller, errCaller = call.Listen(bctx, phone.Sound{Tones: []float64{demoAttorneyHz}, For: 600 * time.Millisecond})
-	}()
-	go func() {
-		defer wg.Done()
-		hAttorney, errAttorney = leg.Listen(bctx, phone.Sound{Tones: []float64{demoCallerVoiceHz}, For: 600 * time.Millisecond})
-	}()
-	wg.Wait()
-	cancel()
+	hCaller, hAttorney, errCaller, errAttorney := hearEachOther(ctx, call, leg)
 	stopRing()
 	if errCaller != nil {
 		return fail("caller hears the attorney", errCaller)
@@ -284,6 +270,25 @@ func listen(ctx context.Context, c *phone.Call, s phone.Sound) (phone.Heard, err
 	ctx, cancel := context.WithTimeout(ctx, demoStepLimit)
 	defer cancel()
 	return c.Listen(ctx, s)
+}
+
+// hearEachOther listens on both ends of a bridged demo call at once: the
+// caller for the attorney's tone, the attorney for the caller's.
+func hearEachOther(ctx context.Context, call, leg *phone.Call) (hCaller, hAttorney phone.Heard, errCaller, errAttorney error) {
+	ctx, cancel := context.WithTimeout(ctx, demoStepLimit)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		hCaller, errCaller = call.Listen(ctx, phone.Sound{Tones: []float64{demoAttorneyHz}, For: 600 * time.Millisecond})
+	}()
+	go func() {
+		defer wg.Done()
+		hAttorney, errAttorney = leg.Listen(ctx, phone.Sound{Tones: []float64{demoCallerVoiceHz}, For: 600 * time.Millisecond})
+	}()
+	wg.Wait()
+	return hCaller, hAttorney, errCaller, errAttorney
 }
 
 // waitLookup waits until the server's registry has the lookup result of the call
