@@ -145,27 +145,25 @@ func (s *Session) playPaced(ctx context.Context, samples []int16, marker bool) e
 	}
 	j := &pacedPlay{s: s, samples: samples, frames: frames, marker: marker, done: make(chan error, 1)}
 	j.start = s.anchor(time.Now())
-	for j.i < frames {
-		if !j.start.After(time.Now()) && j.i == 0 {
-			// Due now (not straight after a previous frame): no need to wait
-			// for the pacer's next tick.
-			select {
-			case job := <-s.inject:
-				if err := s.pauseForDTMF(j, job); err != nil {
-					return err
-				}
-				continue
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-s.done:
-				return ErrSessionClosed
-			default:
-			}
-			if err, finished := j.step(time.Now()); finished {
+	if !j.start.After(time.Now()) {
+		// Frame 0 is due now (not straight after a previous frame): it goes
+		// out from here rather than at the pacer's next tick.
+		select {
+		case job := <-s.inject:
+			if err := s.pauseForDTMF(j, job); err != nil {
 				return err
 			}
-			continue
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.done:
+			return ErrSessionClosed
+		default:
 		}
+		if err, finished := j.step(time.Now()); finished { // not due yet after a DTMF event: sends nothing
+			return err
+		}
+	}
+	for j.i < frames {
 		s.pacer.add(j)
 		select {
 		case err := <-j.done:
