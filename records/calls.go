@@ -172,9 +172,10 @@ type CallStore struct {
 	db     *sql.DB
 	upsert *sql.Stmt // prepared once: parsing the statement cost more than running it
 
-	mu      sync.Mutex
-	queue   []*upsertReq
-	writing bool
+	mu       sync.Mutex
+	queue    []*upsertReq
+	writing  bool
+	maxQueue int // defaultMaxQueue; tests shrink it
 }
 
 // upsert is one queued write: the statement's arguments and where its result goes.
@@ -187,6 +188,14 @@ type upsertReq struct {
 // maxBatch bounds one transaction, so a long queue cannot hold SQLite's write
 // lock (and readers of the API) for long.
 const maxBatch = 256
+
+// defaultMaxQueue bounds the writes waiting for the database (about 1 KB
+// each): a database that stays locked while calls go on ending refuses new
+// writes at once instead of holding every record in memory.
+const defaultMaxQueue = 10000
+
+// ErrQueueFull is Upsert's refusal while defaultMaxQueue writes already wait.
+var ErrQueueFull = errors.New("records: write queue full (the database is not keeping up)")
 
 // batchTimeout bounds one batch's transaction.
 const batchTimeout = 10 * time.Second
@@ -201,7 +210,7 @@ func NewCallStore(ctx context.Context, db *sql.DB) (*CallStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("records: prepare call upsert: %w", err)
 	}
-	return &CallStore{db: db, upsert: st}, nil
+	return &CallStore{db: db, upsert: st, maxQueue: defaultMaxQueue}, nil
 }
 
 const callColumns = `id, sip_call_id, start_time, answer_time, end_time, caller, called,
@@ -248,6 +257,10 @@ func (s *CallStore) Upsert(ctx context.Context, rec CallRecord) error {
 		rec.Agent, max(rec.AgentMS, 0), rec.AgentTransfer,
 		rec.RingDuration().Milliseconds(), rec.TalkDuration().Milliseconds()}}
 	s.mu.Lock()
+	if len(s.queue) >= s.maxQueue {
+		s.mu.Unlock()
+		return fmt.Errorf("records: write call %s: %w", rec.ID, ErrQueueFull)
+	}
 	s.queue = append(s.queue, u)
 	lead := !s.writing
 	s.writing = true

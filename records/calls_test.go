@@ -482,3 +482,72 @@ func BenchmarkUpsertSerial(b *testing.B) {
 		}
 	}
 }
+
+// While the database is locked, waiting writes are bounded: past the queue's
+// capacity Upsert refuses at once with ErrQueueFull, and every write that was
+// queued still lands once the lock goes.
+func TestUpsertQueueBounded(t *testing.T) {
+	ctx := context.Background()
+	s, db := newCallStore(t)
+	s.maxQueue = 3
+	lock, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if _, err := lock.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil { // another writer holds the database
+		t.Fatal(err)
+	}
+	write := func(i int) error {
+		rec := sampleCall()
+		rec.ID, rec.CallID = fmt.Sprintf("c-%d", i), fmt.Sprintf("%d@pbx.example", i)
+		wctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		defer cancel()
+		return s.Upsert(wctx, rec)
+	}
+	// The first write is taken by the writer, which waits for the lock; the
+	// next three wait in the queue.
+	for i := range 4 {
+		if err := write(i); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("write %d while locked: %v, want the caller's deadline", i, err)
+		}
+		if i == 0 {
+			taken := time.Now().Add(5 * time.Second)
+			for {
+				s.mu.Lock()
+				queued := len(s.queue)
+				s.mu.Unlock()
+				if queued == 0 {
+					break
+				}
+				if time.Now().After(taken) {
+					t.Fatal("the writer never took the first write")
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}
+	if err := write(4); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("write over the queue's capacity: %v, want ErrQueueFull", err)
+	}
+	if _, err := lock.ExecContext(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	eventually := time.Now().Add(5 * time.Second)
+	var n int
+	for time.Now().Before(eventually) {
+		if err := db.QueryRow(`SELECT count(*) FROM call_records`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 4 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n != 4 {
+		t.Fatalf("%d rows after the lock went, want the 4 queued writes", n)
+	}
+	if err := write(5); err != nil {
+		t.Fatalf("write after the lock went: %v", err)
+	}
+}
